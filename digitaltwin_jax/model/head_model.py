@@ -70,8 +70,9 @@ class HeadModel:
       outer_surface_mask: ``(V,) bool`` vertices visible from outside the head (not nostril tunnels,
         inner lips, eyelid rims, ear crevices).
       expression_names: ``M`` ARKit-style names (``_L``/``_R`` suffixes as ICT).
-      contour_candidates: ``(right, left)`` ordered vertex-index tuples of the extended jawlines used
-        for sliding the 17 contour landmarks (right = landmarks 0-7 side, left = 9-16 side).
+      contour_candidates: ``(right, left)`` vertex-index tuples of ICT's extended jawlines used for
+        sliding the 17 contour landmarks, both in iBUG order: right runs ear -> chin (the side of
+        points 0-7), left runs chin -> ear (points 9-16).
       nose_tip_index: vertex index of the nose tip.
       resolution: ``"low"`` or ``"full"``.
     """
