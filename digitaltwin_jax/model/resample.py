@@ -24,15 +24,23 @@ Method (chosen over "pyfqmr + projection"; see ``decimate_mesh``):
   needs a projection + snapping pass afterwards and gives dense barycentric rows; the subset
   approach needs neither.
 
-  Each candidate collapse must keep the mesh a manifold (the link condition), keep every reconnected
-  face non-degenerate in 3D and in UV, keep its UV orientation, keep its normal within
-  ``max_normal_change_deg`` of the face it replaces and on the outside of the full mesh's vertex
-  normals at its corners (no flips), and not make the worst aspect ratio of the fan worse than
-  ``max(max_aspect_ratio, current worst)``.  Valid collapses are ordered by
+  Each candidate collapse must keep the mesh a manifold (the link condition; no face created
+  twice), keep every reconnected face non-degenerate in 3D and in UV, keep its UV orientation, keep
+  its normal within ``max_normal_change_deg`` of the face it replaces and on the outside of the full
+  mesh's vertex normals at its corners (no flips), and not make the worst aspect ratio of the fan
+  worse than ``max(max_aspect_ratio, current worst)``.  Valid collapses are ordered by
   ``importance * (quadric error + length_weight * fan area * |u - v|^2)``: the quadric error keeps
-  curved regions dense, the length term spreads vertices evenly over flat regions.  After the
-  collapses, optional edge flips (inside one chart, nearly coplanar faces only) raise the minimum
-  angle (``flip_max_dihedral_deg``); they change connectivity only, so ``W`` is unchanged.
+  curved regions dense, the length term spreads vertices evenly over flat regions, and
+  ``build_low_asset`` sets ``importance`` to 20 within 95 mm of the nose tip (1 elsewhere), so the
+  face keeps about half of the vertices (ICT's back of the head is already coarse and would
+  otherwise keep more than its share).  After the collapses, optional edge flips (inside one chart,
+  nearly coplanar faces only) raise the minimum angle (``flip_max_dihedral_deg``); they change
+  connectivity only, so ``W`` is unchanged.
+
+On the ICT head (11,248 -> 2,900 vertices, 5,698 faces) this takes ~15 s; the low surface is within
+0.19 mm of the full one on average (max 2.1 mm; 0.14 mm mean / 0.9 mm max on the face) and its
+triangles are about as good as the full mesh's (smallest angle, 1st percentile: 17.6 vs 16.6 deg;
+aspect ratio 99th percentile: 2.6 vs 2.1).  ``build_low_asset`` returns these statistics.
 
 Masks of the low mesh (``build_low_asset``): ``face_mask``/``face_weights`` are recomputed from the
 distance to the (exactly kept) nose tip on the low vertices (<= 95 mm -> weight 5, paper section 3.3);
@@ -378,6 +386,10 @@ class _Decimator:
                     break
                 verts = list(F)
                 verts[k] = v
+                b, c = verts[(k + 1) % 3], verts[(k + 2) % 3]
+                if any(v in self.F[g] for g in self.vf[b] & self.vf[c]):
+                    ok = False  # the face (v, b, c) exists already (tetrahedral spike)
+                    break
                 thr = cfg.min_full_normal_dot * a2
                 if (_dot(n, self.NF[verts[0]]) <= thr or _dot(n, self.NF[verts[1]]) <= thr
                         or _dot(n, self.NF[verts[2]]) <= thr):
@@ -819,6 +831,10 @@ def build_low_asset(full: dict, *, target_vertices: int = 2900, face_importance:
     dec = decimate_mesh(v, f, full["uvs"], full["uv_faces"], target_vertices,
                         locked=locked, importance=importance, config=config)
     keep = dec.vertex_indices
+    if len(keep) > target_vertices:
+        raise RuntimeError(
+            f"decimation stopped at {len(keep)} vertices (no valid collapse left), target {target_vertices}"
+        )
     to_low = np.full(len(v), -1, dtype=np.int64)
     to_low[keep] = np.arange(len(keep))
     if np.any(to_low[locked] < 0):  # pragma: no cover - decimate_mesh never removes locked vertices
