@@ -1,0 +1,186 @@
+"""Command line: ``digitaltwin avatar PHOTO -o OUTDIR`` (also ``python -m digitaltwin_jax ...``).
+
+Argument parsing, progress and exit codes only; the work is in :mod:`digitaltwin_jax.pipeline`.
+
+Exit codes (also listed by ``digitaltwin avatar --help``):
+  0 success; 1 unexpected internal error; 2 bad command line; 3 unreadable file or not an image;
+  4 no face found; 5 face too small; 6 fitting failed; 7 batch finished with some failed photos.
+
+JAX compiles the fitting solver on first use (the cold-start cost).  The command keeps a persistent
+compilation cache in ``$DIGITALTWIN_CACHE_DIR`` (default ``$XDG_CACHE_HOME/digitaltwin_jax/jax`` or
+``~/.cache/digitaltwin_jax/jax``), so later runs reuse the compiled programs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_UNREADABLE, EXIT_NO_FACE, EXIT_FACE_TOO_SMALL, EXIT_FIT_FAILED, EXIT_BATCH_PARTIAL = range(8)
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def cache_dir() -> Path:
+    """Folder of the persistent JAX compilation cache used by the command line."""
+    env = os.environ.get("DIGITALTWIN_CACHE_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "digitaltwin_jax" / "jax"
+
+
+def enable_compilation_cache() -> Path:
+    """Turn on JAX's persistent compilation cache (an application setting: only the CLI calls it)."""
+    import jax
+
+    path = cache_dir()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return path  # read-only home: run without a cache
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return path
+
+
+def _error_code(exc: BaseException) -> int:
+    from digitaltwin_jax import errors
+
+    if isinstance(exc, errors.ImageReadError):
+        return EXIT_UNREADABLE
+    if isinstance(exc, errors.FaceTooSmallError):
+        return EXIT_FACE_TOO_SMALL
+    if isinstance(exc, errors.NoFaceError):
+        return EXIT_NO_FACE
+    if isinstance(exc, errors.FitError):
+        return EXIT_FIT_FAILED
+    return EXIT_INTERNAL
+
+
+def _avatar_one(photo: Path, outdir: Path, args, model_cache: dict) -> dict:
+    from digitaltwin_jax.pipeline import AvatarConfig, reconstruct_file
+
+    config = AvatarConfig(
+        resolution=args.resolution,
+        texture_size=args.texture_size,
+        face_index=args.face_index,
+        seed=args.seed,
+        shape_source=args.shape_source,
+    )
+    return reconstruct_file(photo, outdir, config=config, overwrite=args.overwrite)
+
+
+def _cmd_avatar(args) -> int:
+    if args.batch is None and args.photo is None:
+        print("error: give a PHOTO or --batch DIR", file=sys.stderr)
+        return EXIT_USAGE
+    cache = enable_compilation_cache()
+    if args.batch is not None:
+        return _cmd_batch(args)
+    photo = Path(args.photo)
+    outdir = Path(args.output) if args.output else Path("out") / photo.stem
+    t0 = time.perf_counter()
+    try:
+        info = _avatar_one(photo, outdir, args, {})
+    except Exception as exc:  # noqa: BLE001 - mapped to exit codes
+        code = _error_code(exc)
+        print(f"error: {exc}", file=sys.stderr)
+        if code == EXIT_INTERNAL:
+            traceback.print_exc()
+        return code
+    print(f"avatar of {photo} written to {outdir}/ in {time.perf_counter() - t0:.1f} s "
+          f"(landmark reprojection RMSE {info['landmark_rmse_px']:.2f} px)")
+    print(f"  look at {outdir / 'preview.png'}; load {outdir / 'head.glb'} in a glTF viewer "
+          f"(compilation cache: {cache})")
+    return EXIT_OK
+
+
+def _cmd_batch(args) -> int:
+    from tqdm import tqdm
+
+    src = Path(args.batch)
+    if not src.is_dir():
+        print(f"error: --batch {src} is not a folder", file=sys.stderr)
+        return EXIT_USAGE
+    out_root = Path(args.output) if args.output else Path("out")
+    photos = sorted(p for p in src.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not photos:
+        print(f"error: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {src}", file=sys.stderr)
+        return EXIT_USAGE
+    failed, skipped, done = {}, 0, 0
+    for photo in tqdm(photos, desc="avatars", unit="photo"):
+        outdir = out_root / photo.stem
+        if (outdir / "report.json").exists() and not args.overwrite:
+            skipped += 1  # resume: finished outputs are complete (written by rename)
+            continue
+        try:
+            _avatar_one(photo, outdir, args, {})
+            done += 1
+        except Exception as exc:  # noqa: BLE001 - reported, batch goes on
+            failed[photo.name] = {"exit_code": _error_code(exc), "error": f"{type(exc).__name__}: {exc}"}
+            tqdm.write(f"failed {photo.name}: {exc}")
+    from digitaltwin_jax.io.atomic import atomic_write_text
+
+    out_root.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_root / "batch_report.json", json.dumps(
+        {"done": done, "skipped_already_finished": skipped, "failed": failed}, indent=2))
+    print(f"{done} done, {skipped} already finished, {len(failed)} failed (see {out_root / 'batch_report.json'})")
+    return EXIT_BATCH_PARTIAL if failed else EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="digitaltwin", description="Single-photo 3D head avatars (Digital Twin, in JAX).")
+    sub = ap.add_subparsers(dest="command", required=True)
+    av = sub.add_parser(
+        "avatar", help="photo in, textured head avatar out",
+        description="Reconstruct a textured, animatable head avatar from one photo.",
+        epilog="exit codes: 0 ok, 1 internal error, 2 usage, 3 unreadable file / not an image, "
+               "4 no face, 5 face too small, 6 fitting failed, 7 batch with failures",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    av.add_argument("photo", nargs="?", help="input photo (JPEG/PNG/...)")
+    av.add_argument("-o", "--output", help="output folder (default out/<photo name>; with --batch the root folder)")
+    av.add_argument("--batch", metavar="DIR", help="process every image in DIR (resumable)")
+    av.add_argument("--resolution", choices=("low", "full"), default="low")
+    av.add_argument("--texture-size", type=int, default=2048)
+    av.add_argument("--face-index", type=int, default=0, help="which face when several (0 = largest)")
+    av.add_argument("--seed", type=int, default=0)
+    av.add_argument("--shape-source", default="auto", help="auto | fit | regressor")
+    av.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    av.set_defaults(func=_cmd_avatar)
+    for name, target, helptext in (
+        ("synth", "digitaltwin_jax.synth.cli", "render a synthetic training set"),
+        ("augment", "digitaltwin_jax.geometry.augment_cli", "sample an augmented shape population"),
+        ("regressor", "digitaltwin_jax.regressor.cli", "train / evaluate the shape regressor"),
+        ("build-model", "digitaltwin_jax.model.build_ict", "convert ICT-FaceKit into the head asset"),
+    ):
+        p = sub.add_parser(name, help=helptext, add_help=False)
+        p.set_defaults(func=None, target=target)
+    return ap
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ap = build_parser()
+    if argv and argv[0] in {"synth", "augment", "regressor", "build-model"}:
+        import importlib
+
+        target = dict(synth="digitaltwin_jax.synth.cli", augment="digitaltwin_jax.geometry.augment_cli",
+                      regressor="digitaltwin_jax.regressor.cli", **{"build-model": "digitaltwin_jax.model.build_ict"})[argv[0]]
+        return int(importlib.import_module(target).main(argv[1:]) or 0)
+    try:
+        args = ap.parse_args(argv)
+    except SystemExit as e:
+        return EXIT_USAGE if e.code not in (0, None) else EXIT_OK
+    if args.command == "avatar" and args.texture_size < 16:
+        print("error: --texture-size must be at least 16", file=sys.stderr)
+        return EXIT_USAGE
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,358 @@
+"""The avatar pipeline: photo -> textured, animatable head (the paper's Fig. 2, test time).
+
+    photo -> front end (box, 68 landmarks, identity embedding)
+          -> shape source (regressor, or identity fit inside the Gauss-Newton solve)
+          -> non-rigid fit (EPnP, then Gauss-Newton over expression, corrective field, pose, focal)
+          -> texture (projection to UV with visibility, bank fill, Poisson blend)
+          -> Avatar (arrays) -> files (OBJ/MTL/PNG, GLB with morph targets, preview, report)
+
+Every stage is a plain callable held in :class:`Stages`, so a user swaps one (another detector, the
+learned regressor as shape source, another texturer) without touching the others.  No maths here.
+"""
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+__all__ = ["AvatarConfig", "Avatar", "Stages", "default_stages", "reconstruct", "write_avatar", "reconstruct_file"]
+
+
+@dataclasses.dataclass(frozen=True)
+class AvatarConfig:
+    """Options of :func:`reconstruct`.
+
+    Attributes:
+      resolution: head model resolution, ``"low"`` (<= 3,000 vertices, the paper's avatar) or ``"full"``.
+      texture_size: side of the square diffuse map in pixels.
+      face_index: which detected face (0 = largest).
+      seed: seed of every random choice (texture-bank perturbation).
+      shape_source: ``"fit"`` (identity coefficients fitted to the landmarks in the Gauss-Newton
+        solve), ``"regressor"`` (the learned decoder, paper section 3.3) or ``"auto"`` (whichever the
+        shipped evaluation favours; see README).
+      preview_size: side of each preview panel in pixels.
+    """
+
+    resolution: str = "low"
+    texture_size: int = 2048
+    face_index: int = 0
+    seed: int = 0
+    shape_source: str = "auto"
+    preview_size: int = 512
+
+
+@dataclasses.dataclass(frozen=True)
+class Avatar:
+    """A reconstructed head.  Arrays are numpy; positions in mm in the model's head frame.
+
+    Attributes:
+      vertices: ``(V, 3) float32`` fitted head with its expression (P_F of the paper).
+      neutral_vertices: ``(V, 3) float32`` fitted head without expression (P + deltaP).
+      faces, uvs, uv_faces: topology and UV layout of the model.
+      expression_names: ``M`` blendshape names; expression_weights ``(M,)`` fitted weights in [0, 1];
+      expression_basis: ``(M, V, 3)`` blendshape deltas (the GLB's morph targets).
+      texture: ``(S, S, 3) uint8`` diffuse map; texture_confidence ``(S, S) float32`` in [0, 1].
+      K: ``(3, 3)`` fitted intrinsics; rotation ``(3, 3)``, translation ``(3,)``: head -> camera.
+      landmarks_2d: ``(68, 2)`` detected landmarks (px); landmarks_3d ``(68, 3)`` fitted (head frame, mm);
+      landmark_errors_px: ``(68,)`` reprojection errors.
+      image_size: ``(h, w)``; timings: seconds per stage; info: extra report fields.
+    """
+
+    vertices: np.ndarray
+    neutral_vertices: np.ndarray
+    faces: np.ndarray
+    uvs: np.ndarray
+    uv_faces: np.ndarray
+    expression_names: tuple
+    expression_weights: np.ndarray
+    expression_basis: np.ndarray
+    texture: np.ndarray
+    texture_confidence: np.ndarray
+    K: np.ndarray
+    rotation: np.ndarray
+    translation: np.ndarray
+    landmarks_2d: np.ndarray
+    landmarks_3d: np.ndarray
+    landmark_errors_px: np.ndarray
+    image_size: tuple
+    timings: dict
+    info: dict
+
+    @property
+    def landmark_rmse_px(self) -> float:
+        e = self.landmark_errors_px[np.isfinite(self.landmark_errors_px)]
+        return float(np.sqrt(np.mean(e ** 2))) if e.size else float("nan")
+
+    @property
+    def vertices_camera(self) -> np.ndarray:
+        """``(V, 3)`` fitted vertices in the OpenCV camera frame."""
+        return self.vertices @ self.rotation.T + self.translation
+
+
+@dataclasses.dataclass(frozen=True)
+class Stages:
+    """The swappable steps of the pipeline.
+
+    Attributes:
+      detect: ``image (H,W,3) uint8 -> list[Face]`` sorted largest first (raises NoFaceError /
+        FaceTooSmallError).
+      embed: ``(image, face) -> (D,) float32`` identity embedding.
+      shape: ``(image, face, embedding, model) -> (V,3) mm or None``; None means "fit identity
+        coefficients to the landmarks" inside the Gauss-Newton solve.
+      fit: ``(model, landmarks_2d, image_size, shape) -> FitResult``.
+      texture: ``(image, fit_result, model, embedding, size, seed) -> (texture uint8, confidence)``.
+    """
+
+    detect: Callable
+    embed: Callable
+    shape: Callable
+    fit: Callable
+    texture: Callable
+
+
+def _identity_fit_shape(image, face, embedding, model):
+    return None
+
+
+def _default_fit(model, landmarks_2d, image_size, shape):
+    from digitaltwin_jax.fitting import FitConfig, fit
+
+    return fit(model, landmarks_2d, image_size, shape=shape, config=FitConfig(fit_identity=shape is None))
+
+
+def _default_texture(image, fit_result, model, embedding, size, seed):
+    from digitaltwin_jax.texture import make_texture
+
+    return make_texture(image, fit_result.vertices_camera, fit_result.K, model, embedding=embedding,
+                        size=size, seed=seed)
+
+
+def _shape_source(name: str):
+    if name in ("fit", "auto"):
+        if name == "auto":
+            try:
+                from digitaltwin_jax.regressor.shape_source import default_shape_source
+
+                src = default_shape_source()
+                if src is not None:
+                    return src
+            except ImportError:
+                pass
+        return _identity_fit_shape
+    if name == "regressor":
+        from digitaltwin_jax.regressor.shape_source import RegressorShapeSource
+
+        return RegressorShapeSource()
+    raise ValueError(f"shape_source must be 'auto', 'fit' or 'regressor', got {name!r}")
+
+
+def default_stages(config: AvatarConfig = AvatarConfig()) -> Stages:
+    """The shipped stages: dlib front end, identity fit or regressor, Gauss-Newton, UV texture."""
+    from digitaltwin_jax import frontend
+
+    return Stages(detect=frontend.detect_faces, embed=frontend.identity_embedding,
+                  shape=_shape_source(config.shape_source), fit=_default_fit, texture=_default_texture)
+
+
+def reconstruct(image, *, config: AvatarConfig = AvatarConfig(), stages: Stages | None = None,
+                model=None) -> Avatar:
+    """Reconstruct an avatar from one photo.
+
+    Args:
+      image: ``(H, W, 3) uint8`` RGB (use :func:`digitaltwin_jax.io.images.read_image` for files).
+      config: options; stages: swappable steps (default :func:`default_stages`); model: a HeadModel
+        (default ``load_head_model(config.resolution)``).
+
+    Returns:
+      :class:`Avatar` (arrays, no files).
+    Raises:
+      NoFaceError, FaceTooSmallError (front end), FitError, ValueError for bad arrays.
+    """
+    from digitaltwin_jax import load_head_model
+    from digitaltwin_jax.errors import FitError
+
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"image must be an (H, W, 3) uint8 RGB array, got {image.shape} {image.dtype}")
+    if config.texture_size < 16:
+        raise ValueError(f"texture_size must be >= 16, got {config.texture_size}")
+    stages = stages or default_stages(config)
+    model = model if model is not None else load_head_model(config.resolution)
+    timings = {}
+
+    t = time.perf_counter()
+    faces = stages.detect(image)
+    if not 0 <= config.face_index < len(faces):
+        raise ValueError(f"face_index {config.face_index} out of range: {len(faces)} face(s) found")
+    face = faces[config.face_index]
+    timings["detect"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    embedding = np.asarray(stages.embed(image, face), dtype=np.float32)
+    timings["embed"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    shape = stages.shape(image, face, embedding, model)
+    timings["shape"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    res = stages.fit(model, face.landmarks, image.shape[:2], shape)
+    timings["fit"] = time.perf_counter() - t
+    for name in ("vertices", "vertices_camera"):
+        if not np.all(np.isfinite(np.asarray(getattr(res, name)))):
+            raise FitError(f"the fit produced non-finite {name}")
+
+    t = time.perf_counter()
+    texture, confidence = stages.texture(image, res, model, embedding, config.texture_size, config.seed)
+    timings["texture"] = time.perf_counter() - t
+
+    beta = np.asarray(res.expression_weights, dtype=np.float32)
+    basis = np.asarray(model.expression_basis, dtype=np.float32)
+    verts = np.asarray(res.vertices, dtype=np.float32)
+    neutral = verts - np.tensordot(beta, basis, axes=1)
+    lm3d = verts[np.asarray(model.landmark_indices)]
+    errors = np.asarray(res.landmark_errors_px, dtype=np.float32)
+    return Avatar(
+        vertices=verts, neutral_vertices=neutral.astype(np.float32), faces=np.asarray(model.faces),
+        uvs=np.asarray(model.uvs), uv_faces=np.asarray(model.uv_faces),
+        expression_names=tuple(model.expression_names), expression_weights=beta, expression_basis=basis,
+        texture=np.asarray(texture), texture_confidence=np.asarray(confidence, dtype=np.float32),
+        K=np.asarray(res.K, dtype=np.float64), rotation=np.asarray(res.rotation, dtype=np.float64),
+        translation=np.asarray(res.translation, dtype=np.float64),
+        landmarks_2d=np.asarray(face.landmarks, dtype=np.float32), landmarks_3d=lm3d, landmark_errors_px=errors,
+        image_size=tuple(int(s) for s in image.shape[:2]), timings=timings,
+        info={"face_box": [float(x) for x in face.box], "faces_found": len(faces), "resolution": model.resolution,
+              "shape_source": getattr(stages.shape, "name", getattr(stages.shape, "__name__", "custom")),
+              "energy_per_iteration": [float(e) for e in np.asarray(getattr(res, "energies", []))],
+              "focal_scale": float(np.asarray(getattr(res, "focal_scale", np.nan)))},
+    )
+
+
+def _png_bytes(image: np.ndarray) -> bytes:
+    import imageio.v3 as iio
+
+    return iio.imwrite("<bytes>", np.asarray(image), extension=".png")
+
+
+def preview_image(avatar: Avatar, photo: np.ndarray, size: int = 512) -> np.ndarray:
+    """``(size, 5 * size, 3) uint8``: photo | front | 45 degrees | profile | overlay through the fitted camera."""
+    import cv2
+
+    from digitaltwin_jax.render import render_mesh, render_previews
+
+    def fit_panel(img):
+        h, w = img.shape[:2]
+        s = size / max(h, w)
+        small = cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+        panel = np.full((size, size, 3), 255, np.uint8)
+        y0, x0 = (size - small.shape[0]) // 2, (size - small.shape[1]) // 2
+        panel[y0:y0 + small.shape[0], x0:x0 + small.shape[1]] = small
+        return panel
+
+    tex = avatar.texture.astype(np.float32) / 255.0
+    views = render_previews(avatar.vertices, avatar.faces, (size, size), uvs=avatar.uvs,
+                            uv_faces=avatar.uv_faces, texture=tex)
+    h, w = avatar.image_size
+    photo_f = photo.astype(np.float32) / 255.0
+    overlay = render_mesh(avatar.vertices_camera, avatar.faces, avatar.K, (h, w), background=photo_f)
+    mask = np.any(np.abs(overlay - photo_f) > 1e-6, axis=2, keepdims=True)
+    blend = np.where(mask, 0.55 * overlay + 0.45 * photo_f, photo_f)
+    to8 = lambda a: (np.clip(a, 0, 1) * 255 + 0.5).astype(np.uint8)  # noqa: E731
+    panels = [fit_panel(photo)] + [to8(v) for v in views] + [fit_panel(to8(blend))]
+    return np.concatenate(panels, axis=1)
+
+
+def _versions() -> dict:
+    import jax
+
+    from digitaltwin_jax import __version__
+
+    return {"digitaltwin_jax": __version__, "jax": jax.__version__, "numpy": np.__version__,
+            "python": platform.python_version()}
+
+
+def report_dict(avatar: Avatar, photo_path=None) -> dict:
+    """The JSON-serialisable ``report.json`` content."""
+    return {
+        "photo": str(photo_path) if photo_path else None,
+        "image_size_hw": list(avatar.image_size),
+        "timings_s": {k: round(float(v), 4) for k, v in avatar.timings.items()},
+        "landmarks_2d": avatar.landmarks_2d.tolist(),
+        "landmarks_3d": avatar.landmarks_3d.tolist(),
+        "landmarks_3d_units": "mm, head frame (x to the subject's left, y up, +z out of the face)",
+        "landmark_reprojection_rmse_px": avatar.landmark_rmse_px,
+        "landmark_errors_px": avatar.landmark_errors_px.tolist(),
+        "camera": {"K": avatar.K.tolist(), "convention": "OpenCV: x right, y down, z forward; p_cam = R p + t (mm)"},
+        "pose": {"rotation": avatar.rotation.tolist(), "translation_mm": avatar.translation.tolist()},
+        "expression_weights": dict(zip(avatar.expression_names, map(float, avatar.expression_weights))),
+        "num_vertices": int(len(avatar.vertices)),
+        "num_faces": int(len(avatar.faces)),
+        "texture_size": int(avatar.texture.shape[0]),
+        "versions": _versions(),
+        **avatar.info,
+    }
+
+
+def write_avatar(avatar: Avatar, outdir, *, photo: np.ndarray | None = None, photo_path=None,
+                 overwrite: bool = False, preview_size: int = 512) -> Path:
+    """Write ``head.obj/.mtl``, ``diffuse.png``, ``head.glb``, ``preview.png``, ``report.json``.
+
+    Everything is written into a temporary folder beside ``outdir`` and renamed at the end, so a
+    failure leaves no half-written output.  An existing ``outdir`` is replaced only with ``overwrite``.
+    """
+    from digitaltwin_jax.io.gltf import write_glb
+    from digitaltwin_jax.io.obj import write_obj
+
+    outdir = Path(outdir)
+    if outdir.exists() and not overwrite:
+        raise FileExistsError(f"{outdir} exists; pass overwrite=True (CLI: --overwrite) to replace it")
+    outdir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
+    try:
+        t = time.perf_counter()
+        tex_png = _png_bytes(avatar.texture)
+        (tmp / "diffuse.png").write_bytes(tex_png)
+        write_obj(tmp / "head.obj", avatar.vertices, avatar.faces, avatar.uvs, avatar.uv_faces,
+                  mtl_name="head.mtl", texture_name="diffuse.png")
+        write_glb(tmp / "head.glb", avatar.neutral_vertices, avatar.faces, avatar.uvs, avatar.uv_faces,
+                  texture_png=tex_png, morph_targets=avatar.expression_basis,
+                  morph_names=list(avatar.expression_names), morph_weights=avatar.expression_weights, scale=1e-3)
+        avatar.timings["write_meshes"] = time.perf_counter() - t
+        if photo is not None:
+            t = time.perf_counter()
+            (tmp / "preview.png").write_bytes(_png_bytes(preview_image(avatar, photo, preview_size)))
+            avatar.timings["preview"] = time.perf_counter() - t
+        (tmp / "report.json").write_text(json.dumps(report_dict(avatar, photo_path), indent=2))
+        if outdir.exists():
+            shutil.rmtree(outdir)
+        tmp.rename(outdir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return outdir
+
+
+def reconstruct_file(photo_path, outdir, *, config: AvatarConfig = AvatarConfig(), overwrite: bool = False,
+                     stages: Stages | None = None) -> dict:
+    """Read a photo, reconstruct, write the outputs; returns a summary dict."""
+    from digitaltwin_jax.io.images import read_image
+
+    outdir = Path(outdir)
+    if outdir.exists() and not overwrite:
+        raise FileExistsError(f"{outdir} exists; use --overwrite to replace it")
+    t0 = time.perf_counter()
+    image = read_image(photo_path)
+    read_s = time.perf_counter() - t0
+    avatar = reconstruct(image, config=config, stages=stages)
+    avatar.timings["read"] = read_s
+    write_avatar(avatar, outdir, photo=image, photo_path=photo_path, overwrite=overwrite,
+                 preview_size=config.preview_size)
+    return {"outdir": str(outdir), "landmark_rmse_px": avatar.landmark_rmse_px, "timings": avatar.timings}
