@@ -1,0 +1,133 @@
+"""Front-end data types and the plug-in interfaces (paper section 3.4 landmarks, section 3.3 identity).
+
+Everything the fitting code needs from a photo is a :class:`Face`: a box, 68 landmarks and a score.
+Any object satisfying :class:`FaceDetector` (a callable ``image -> list[Face]``) or
+:class:`IdentityEncoder` (``(image, face) -> (D,) float32``) can replace the shipped dlib models; the
+finer-grained :class:`BoxDetector` and :class:`LandmarkPredictor` let a user swap only one stage of
+:class:`~digitaltwin_jax.frontend.pipeline.FaceDetectorPipeline`.
+
+Conventions: images are ``(H, W, 3) uint8`` RGB; boxes are ``(4,) float32 [x0, y0, x1, y1]`` and
+landmarks ``(68, 2) float32``, both in pixel coordinates of the input image with x = column,
+y = row and the origin at the top-left corner of the top-left pixel (pixel centres at ``i + 0.5``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from digitaltwin_jax.frontend.landmarks68 import outer_eye_distance
+
+__all__ = [
+    "Face",
+    "FrontendError",
+    "NoFaceError",
+    "FaceTooSmallError",
+    "FaceDetector",
+    "IdentityEncoder",
+    "BoxDetector",
+    "LandmarkPredictor",
+]
+
+
+@dataclass(frozen=True, eq=False)
+class Face:
+    """One detected face.
+
+    Attributes:
+      box: ``(4,) float32`` ``[x0, y0, x1, y1]`` detector box in input-image pixels.
+      landmarks: ``(68, 2) float32`` iBUG/Multi-PIE points in input-image pixels.
+      score: detector confidence (larger is more confident; the scale depends on the detector).
+    """
+
+    box: np.ndarray
+    landmarks: np.ndarray
+    score: float
+
+    def __post_init__(self):
+        box = np.asarray(self.box, dtype=np.float32).reshape(-1)
+        lm = np.asarray(self.landmarks, dtype=np.float32)
+        if box.shape != (4,) or not np.all(np.isfinite(box)) or box[2] <= box[0] or box[3] <= box[1]:
+            raise ValueError(f"box must be four finite numbers [x0, y0, x1, y1] with x1 > x0, y1 > y0; got {self.box!r}")
+        if lm.shape != (68, 2) or not np.all(np.isfinite(lm)):
+            raise ValueError(f"landmarks must be a finite (68, 2) array; got shape {np.shape(self.landmarks)}")
+        object.__setattr__(self, "box", box)
+        object.__setattr__(self, "landmarks", lm)
+        object.__setattr__(self, "score", float(self.score))
+
+    @property
+    def area(self) -> float:
+        """Box area in square pixels (faces are sorted by it, largest first)."""
+        return float((self.box[2] - self.box[0]) * (self.box[3] - self.box[1]))
+
+    @property
+    def eye_distance(self) -> float:
+        """Outer-eye-corner distance ``W_eye`` in pixels (paper eq. 1's normaliser)."""
+        return float(outer_eye_distance(self.landmarks))
+
+
+class FrontendError(ValueError):
+    """Base class of the front end's "this photo cannot be used" errors."""
+
+
+class NoFaceError(FrontendError):
+    """No face was found in the image."""
+
+
+class FaceTooSmallError(FrontendError):
+    """Faces were found but all are below the minimum size.
+
+    Attributes:
+      size: outer-eye-corner distance of the largest face found, pixels.
+      minimum: the required minimum, pixels.
+    """
+
+    def __init__(self, size: float, minimum: float):
+        self.size = float(size)
+        self.minimum = float(minimum)
+        super().__init__(
+            f"face too small: the largest face found has an outer-eye-corner distance of "
+            f"{self.size:.1f} px, the minimum is {self.minimum:.0f} px (a face roughly "
+            f"{2 * self.minimum:.0f} px wide); use a larger or closer photo, or lower min_eye_distance"
+        )
+
+
+@runtime_checkable
+class FaceDetector(Protocol):
+    """Finds faces: ``detector(image: (H, W, 3) uint8) -> list[Face]`` in input-image pixels.
+
+    The list may be empty and in any order; :func:`~digitaltwin_jax.frontend.detect_faces` sorts it,
+    applies the minimum size and raises the errors.
+    """
+
+    def __call__(self, image: np.ndarray) -> list[Face]: ...
+
+
+@runtime_checkable
+class IdentityEncoder(Protocol):
+    """Identity feature of one face: ``encoder(image, face) -> (dim,) float32`` (paper section 3.3)."""
+
+    dim: int
+
+    def __call__(self, image: np.ndarray, face: Face) -> np.ndarray: ...
+
+
+@runtime_checkable
+class BoxDetector(Protocol):
+    """Face boxes in one image: ``(boxes (N, 4) float32, scores (N,) float32)``.
+
+    ``window`` is the smallest face box (pixels) the detector finds at the image's own scale; the
+    pipeline resizes the image so that faces of the wanted sizes are at least that large.
+    """
+
+    window: float
+
+    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+@runtime_checkable
+class LandmarkPredictor(Protocol):
+    """68 landmarks of the face in ``box``: ``predictor(image, box (4,)) -> (68, 2) float32``."""
+
+    def __call__(self, image: np.ndarray, box: np.ndarray) -> np.ndarray: ...
