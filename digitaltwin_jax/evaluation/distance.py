@@ -1,0 +1,548 @@
+"""Exact point-to-triangle-mesh distance, accelerated (paper section 4.3, "closest point-to-mesh distance").
+
+The ARMSE of the 3DFAW challenge and the NoW scan-to-mesh error both need, for every query point,
+the distance to the closest point *on the surface* (inside a triangle, on an edge or at a vertex),
+not to the nearest vertex: a nearest-vertex KD-tree overstates the distance by tens to hundreds of
+per cent at typical scan resolutions.
+
+Method (all numpy float64, exact up to rounding):
+
+* **Kernel** -- Ericson's closest-point-on-triangle region tests (Real-Time Collision Detection,
+  section 5.1.5), vectorised over (point, triangle) pairs.  Only two dot products per pair are
+  needed; the per-triangle products ``|ab|^2, ab.ac, |ac|^2`` are precomputed once.
+* **Pruning** -- every triangle is covered by one or more *proxy balls*: its centroid with the
+  centroid-to-corner radius; triangles much larger than typical are split (midpoint subdivision,
+  index only) into ``n^2`` congruent sub-triangles so that no proxy radius exceeds ``r_max``.  A
+  ``scipy.spatial.cKDTree`` over the proxy centres gives, per query point, the ``k`` nearest proxies;
+  their triangles are evaluated exactly.  A triangle none of whose proxies is among those ``k`` lies
+  at least ``dist_k - r_max`` away (``dist_k`` = distance to the k-th proxy), so a point whose best
+  exact candidate distance is ``<= dist_k - r_max`` is certified.  The rest are re-queried with a
+  ball of radius ``best + r_max``, which by the same bound contains a proxy of every triangle that
+  could be closer.  The result is therefore the exact minimum over all triangles.
+
+Arrays: ``points (N, 3)``, ``vertices (V, 3)``, ``faces (F, 3)`` integer; returned distances in the
+units of the input (mm throughout the package), float64.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+__all__ = [
+    "TriangleIndex",
+    "ClosestPoints",
+    "build_triangle_index",
+    "closest_points",
+    "point_to_mesh_distance",
+    "closest_points_on_triangles",
+    "validate_points",
+    "validate_mesh",
+    "degenerate_faces",
+    "remove_degenerate_faces",
+    "face_normals",
+]
+
+# A triangle is degenerate when 2*area <= _DEGENERATE_REL * (longest edge)^2 (collinear or repeated
+# corners); Ericson's face-region formula divides by a quantity proportional to the area.
+_DEGENERATE_REL = 1e-12
+
+
+# --------------------------------------------------------------------------------------------------
+# validation
+# --------------------------------------------------------------------------------------------------
+def validate_points(points, name: str = "points") -> np.ndarray:
+    """Return ``points`` as a C-contiguous ``(N, 3) float64`` array, or raise a clear error.
+
+    Raises:
+      TypeError: non-numeric input.
+      ValueError: wrong shape, zero points, or NaN/inf entries.
+    """
+    try:
+        p = np.asarray(points)
+    except Exception as e:  # ragged lists etc.
+        raise TypeError(f"{name} must be an array of shape (N, 3): {e}") from None
+    if not (np.issubdtype(p.dtype, np.floating) or np.issubdtype(p.dtype, np.integer)):
+        raise TypeError(f"{name} must be a numeric array, got dtype {p.dtype}")
+    if p.ndim != 2 or p.shape[1] != 3:
+        raise ValueError(f"{name} must have shape (N, 3), got {p.shape}")
+    if p.shape[0] == 0:
+        raise ValueError(f"{name} is empty (shape {p.shape})")
+    p = np.ascontiguousarray(p, dtype=np.float64)
+    if not np.isfinite(p).all():
+        bad = np.flatnonzero(~np.isfinite(p).all(axis=1))
+        raise ValueError(f"{name} contains NaN or inf in {bad.size} rows (first: {bad[:5].tolist()})")
+    return p
+
+
+def _prepare_mesh(vertices, faces, name: str):
+    """Validate a mesh; return (v (V,3) f64, f (F,3) i64, a, ab, ac (F,3) f64, degenerate (F,) bool)."""
+    v = validate_points(vertices, f"{name} vertices")
+    try:
+        f = np.asarray(faces)
+    except Exception as e:
+        raise TypeError(f"{name} faces must be an integer array of shape (F, 3): {e}") from None
+    if f.dtype.kind not in "iu":
+        raise TypeError(f"{name} faces must be an integer array, got dtype {f.dtype}")
+    if f.ndim != 2 or f.shape[1] != 3:
+        raise ValueError(f"{name} faces must have shape (F, 3), got {f.shape}")
+    if f.shape[0] == 0:
+        raise ValueError(f"{name} has no faces")
+    f = np.ascontiguousarray(f, dtype=np.int64)
+    lo, hi = int(f.min()), int(f.max())
+    if lo < 0 or hi >= v.shape[0]:
+        raise ValueError(f"{name} faces index vertices out of range [0, {v.shape[0]}): min {lo}, max {hi}")
+    a = v[f[:, 0]]
+    ab = v[f[:, 1]] - a
+    ac = v[f[:, 2]] - a
+    bc = ac - ab
+    cx = ab[:, 1] * ac[:, 2] - ab[:, 2] * ac[:, 1]
+    cy = ab[:, 2] * ac[:, 0] - ab[:, 0] * ac[:, 2]
+    cz = ab[:, 0] * ac[:, 1] - ab[:, 1] * ac[:, 0]
+    area2_sq = cx * cx + cy * cy + cz * cz  # (2 * area)^2
+    longest2 = np.maximum(np.maximum(_sq(ab), _sq(ac)), _sq(bc))
+    repeated = (f[:, 0] == f[:, 1]) | (f[:, 1] == f[:, 2]) | (f[:, 0] == f[:, 2])
+    degenerate = repeated | (area2_sq <= (_DEGENERATE_REL * longest2) ** 2)
+    return v, f, a, ab, ac, degenerate
+
+
+def _sq(x: np.ndarray) -> np.ndarray:
+    """Row-wise squared norm of an (M, 3) array (column arithmetic: much faster than .sum(1))."""
+    return x[:, 0] * x[:, 0] + x[:, 1] * x[:, 1] + x[:, 2] * x[:, 2]
+
+
+def _dot(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return x[:, 0] * y[:, 0] + x[:, 1] * y[:, 1] + x[:, 2] * y[:, 2]
+
+
+def degenerate_faces(vertices, faces) -> np.ndarray:
+    """Boolean mask ``(F,)`` of degenerate faces: repeated corner indices or (near-)zero area.
+
+    A face counts as degenerate when ``2 * area <= 1e-12 * longest_edge^2`` (collinear or
+    coincident corners): such a triangle has no well-defined face region.
+    """
+    return _prepare_mesh(vertices, faces, "mesh")[5]
+
+
+def remove_degenerate_faces(vertices, faces) -> np.ndarray:
+    """Faces ``(F', 3) int64`` with the degenerate ones (see :func:`degenerate_faces`) dropped.
+
+    Use this to clean raw scans explicitly before evaluation; in a manifold mesh a zero-area face
+    lies on its neighbours' edges and contributes no distance they do not.
+    """
+    _, f, _, _, _, deg = _prepare_mesh(vertices, faces, "mesh")
+    return f[~deg]
+
+
+def validate_mesh(vertices, faces, name: str = "mesh") -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(vertices (V, 3) float64, faces (F, 3) int64)`` or raise a clear error.
+
+    Raises:
+      TypeError: non-numeric vertices or non-integer faces.
+      ValueError: wrong shapes, NaN/inf vertices, no faces, face indices out of range, or
+        degenerate faces (drop them explicitly with :func:`remove_degenerate_faces`).
+    """
+    v, f, _, _, _, deg = _prepare_mesh(vertices, faces, name)
+    _raise_degenerate(deg, name)
+    return v, f
+
+
+def _raise_degenerate(deg: np.ndarray, name: str) -> None:
+    if deg.any():
+        idx = np.flatnonzero(deg)
+        raise ValueError(
+            f"{name} has {idx.size} degenerate faces (repeated corners or zero area), first: "
+            f"{idx[:5].tolist()}; drop them with remove_degenerate_faces(vertices, faces)"
+        )
+
+
+def face_normals(vertices, faces) -> np.ndarray:
+    """Unit face normals ``(F, 3) float64`` (right-hand rule on the corner order; zero if degenerate)."""
+    v = np.asarray(vertices, dtype=np.float64)
+    f = np.asarray(faces)
+    n = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
+    norm = np.sqrt(_sq(n))[:, None]
+    return n / np.where(norm > 0, norm, 1.0)
+
+
+# --------------------------------------------------------------------------------------------------
+# the exact kernel (structure of arrays: every argument is a contiguous (M,) float64 row)
+# --------------------------------------------------------------------------------------------------
+def _closest_st(apx, apy, apz, abx, aby, abz, acx, acy, acz, abab, abac, acac):
+    """Ericson's region tests, vectorised; the closest point is ``a + s ab + t ac``.
+
+    Returns ``(sq_dist, s, t)``, each (M,) float64.  Early returns of the scalar algorithm become
+    overwrites in reverse priority order: face, edge BC, edge AC, vertex C, edge AB, vertex B,
+    vertex A.  ``d3..d6`` (the dot products with ``p - b`` and ``p - c``) are derived from
+    ``d1, d2`` and the per-triangle products, so only two dot products are taken per pair.
+    """
+    d1 = abx * apx + aby * apy + abz * apz
+    d2 = acx * apx + acy * apy + acz * apz
+    d3 = d1 - abab
+    d4 = d2 - abac
+    d5 = d1 - abac
+    d6 = d2 - acac
+    vc = d1 * d4 - d3 * d2
+    vb = d5 * d2 - d1 * d6
+    va = d3 * d6 - d5 * d4
+    with np.errstate(divide="ignore", invalid="ignore"):
+        denom = va + vb + vc
+        s = vb / denom
+        t = vc / denom
+        e1 = d4 - d3
+        e2 = d5 - d6
+        m = (va <= 0) & (e1 >= 0) & (e2 >= 0)  # edge BC: b + w (c - b)
+        w = e1 / (e1 + e2)
+        np.copyto(s, 1.0 - w, where=m)
+        np.copyto(t, w, where=m)
+        m = (vb <= 0) & (d2 >= 0) & (d6 <= 0)  # edge AC
+        w = d2 / (d2 - d6)
+        s[m] = 0.0
+        np.copyto(t, w, where=m)
+        m = (d6 >= 0) & (d5 <= d6)  # vertex C
+        s[m] = 0.0
+        t[m] = 1.0
+        m = (vc <= 0) & (d1 >= 0) & (d3 <= 0)  # edge AB
+        w = d1 / (d1 - d3)
+        np.copyto(s, w, where=m)
+        t[m] = 0.0
+    m = (d3 >= 0) & (d4 <= d3)  # vertex B
+    s[m] = 1.0
+    t[m] = 0.0
+    m = (d1 <= 0) & (d2 <= 0)  # vertex A
+    s[m] = 0.0
+    t[m] = 0.0
+    dx = apx - s * abx - t * acx
+    dy = apy - s * aby - t * acy
+    dz = apz - s * abz - t * acz
+    return dx * dx + dy * dy + dz * dz, s, t
+
+
+_CHUNK = 16384  # pairs per kernel call: keeps the ~40 temporaries in cache
+
+
+def _pair_eval(tri: np.ndarray, pT: np.ndarray, rows, fid: np.ndarray):
+    """Exact ``(sq_dist, s, t)`` for pairs (point ``pT[:, rows]``, triangle ``fid``), chunked.
+
+    ``tri``: (12, F) per-triangle rows ``a, ab, ac, |ab|^2, ab.ac, |ac|^2``; ``pT``: (3, N) points;
+    ``rows``: (M,) point indices or None for ``rows = arange(M)``.
+    """
+    m = fid.shape[0]
+    d2 = np.empty(m)
+    s = np.empty(m)
+    t = np.empty(m)
+    for lo in range(0, m, _CHUNK):
+        hi = min(lo + _CHUNK, m)
+        g = tri.take(fid[lo:hi], axis=1)
+        pp = pT[:, lo:hi] if rows is None else pT.take(rows[lo:hi], axis=1)
+        d2[lo:hi], s[lo:hi], t[lo:hi] = _closest_st(pp[0] - g[0], pp[1] - g[1], pp[2] - g[2], *g[3:])
+    return d2, s, t
+
+
+def closest_points_on_triangles(points, a, b, c):
+    """Exact closest point on each triangle ``(a, b, c)`` to each point (row-wise pairs).
+
+    Args:
+      points: ``(M, 3) float`` query points.
+      a, b, c: ``(M, 3) float`` triangle corners (non-degenerate).
+
+    Returns:
+      ``(closest (M, 3) float64, barycentrics (M, 3) float64, sq_dist (M,) float64)`` with
+      ``closest = u a + v b + w c`` for ``barycentrics = (u, v, w)``.
+    """
+    p = validate_points(points)
+    a = validate_points(a, "a")
+    ab = validate_points(b, "b") - a
+    ac = validate_points(c, "c") - a
+    if not (p.shape == a.shape == ab.shape == ac.shape):
+        raise ValueError(f"points, a, b, c must have equal shapes (M, 3), got {p.shape}, {a.shape}, {ab.shape}, {ac.shape}")
+    ap = p - a
+    d2, s, t = _closest_st(*ap.T, *ab.T, *ac.T, _sq(ab), _dot(ab, ac), _sq(ac))
+    closest = a + s[:, None] * ab + t[:, None] * ac
+    return closest, np.stack([1.0 - s - t, s, t], axis=1), d2
+
+
+# --------------------------------------------------------------------------------------------------
+# the accelerated index
+# --------------------------------------------------------------------------------------------------
+def _subdivision_counts(radius: np.ndarray, r_target: float) -> np.ndarray:
+    """Per-triangle n (power of two) such that radius / n <= r_target."""
+    levels = np.ceil(np.log2(np.maximum(radius / r_target, 1.0)) - 1e-12).astype(np.int64)
+    return np.left_shift(1, np.maximum(levels, 0))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class TriangleIndex:
+    """Search structure over a triangle mesh for :func:`closest_points` (build once, query often).
+
+    Attributes:
+      vertices: ``(V, 3) float64``; faces: ``(F, 3) int64``.
+      tri: ``(12, F) float64`` per-triangle rows ``a (3), b - a (3), c - a (3), |ab|^2, ab.ac, |ac|^2``.
+      proxy_face: ``(P,) int64`` triangle of each proxy ball; proxy_center: ``(P, 3)`` its centre;
+        proxy_radius: ``(P,) float64`` its radius (the whole (sub-)triangle lies within it).
+      proxy_radius_max: the largest proxy radius; proxies_per_face_max: most proxies of one face.
+      tree: ``scipy.spatial.cKDTree`` over the proxy centres.
+    """
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    tri: np.ndarray
+    proxy_face: np.ndarray
+    proxy_center: np.ndarray
+    proxy_radius: np.ndarray
+    proxy_radius_max: float
+    proxies_per_face_max: int
+    tree: cKDTree
+
+    @property
+    def num_faces(self) -> int:
+        return int(self.faces.shape[0])
+
+
+def build_triangle_index(
+    vertices, faces, *, proxy_scale: float = 1.5, max_proxy_factor: float = 8.0
+) -> TriangleIndex:
+    """Build the proxy-ball KD-tree index of a mesh (see the module docstring).
+
+    Args:
+      vertices: ``(V, 3) float`` mesh vertices.
+      faces: ``(F, 3) int`` triangles (validated: in range, no degenerate faces).
+      proxy_scale: triangles whose centroid radius exceeds ``proxy_scale`` times the median are split
+        (for indexing only) into congruent sub-triangles below it.  Speed only; results are exact.
+      max_proxy_factor: at most about ``max_proxy_factor * F`` proxies are made (bounds memory on
+        meshes with a few huge triangles by raising the split radius).
+
+    Returns:
+      A :class:`TriangleIndex`.
+
+    Raises:
+      ValueError / TypeError: see :func:`validate_mesh`.
+    """
+    if not proxy_scale > 0:
+        raise ValueError(f"proxy_scale must be > 0, got {proxy_scale}")
+    v, f, a, ab, ac, deg = _prepare_mesh(vertices, faces, "mesh")
+    _raise_degenerate(deg, "mesh")
+    centroid = a + (ab + ac) * (1.0 / 3.0)
+    # centroid-to-corner distances: |a-g| = |ab+ac|/3, |b-g| = |2ab-ac|/3, |c-g| = |2ac-ab|/3
+    radius = np.sqrt(np.maximum(np.maximum(_sq(ab + ac), _sq(2 * ab - ac)), _sq(2 * ac - ab))) / 3.0
+    nf = f.shape[0]
+    r_target = float(np.median(radius)) * proxy_scale
+    while int((_subdivision_counts(radius, r_target) ** 2).sum()) > max_proxy_factor * nf + 64:
+        r_target *= 2.0
+    n = _subdivision_counts(radius, r_target)
+    if (n == 1).all():
+        centers = centroid
+        proxy_face = np.arange(nf, dtype=np.int64)
+        proxy_radius = radius
+    else:
+        small = n == 1
+        centers_list = [centroid[small]]
+        faces_list = [np.flatnonzero(small)]
+        radius_list = [radius[small]]
+        for nn in np.unique(n[~small]):
+            sel = np.flatnonzero(n == nn)
+            # barycentric (s, t) centres of the nn^2 congruent sub-triangles (nn-fold midpoint split)
+            i, j = np.meshgrid(np.arange(nn), np.arange(nn), indexing="ij")
+            up = (i + j) <= nn - 1
+            down = (i + j) <= nn - 2
+            st = np.concatenate(
+                [
+                    np.stack([(i[up] + 1 / 3) / nn, (j[up] + 1 / 3) / nn], 1),
+                    np.stack([(i[down] + 2 / 3) / nn, (j[down] + 2 / 3) / nn], 1),
+                ]
+            )  # (nn^2, 2)
+            cen = a[sel, None, :] + st[None, :, 0:1] * ab[sel, None, :] + st[None, :, 1:2] * ac[sel, None, :]
+            centers_list.append(cen.reshape(-1, 3))
+            faces_list.append(np.repeat(sel, st.shape[0]))
+            radius_list.append(np.repeat(radius[sel] / nn, st.shape[0]))
+        centers = np.concatenate(centers_list)
+        proxy_face = np.concatenate(faces_list).astype(np.int64)
+        proxy_radius = np.concatenate(radius_list)
+    tri = np.empty((12, nf))
+    tri[0:3] = a.T
+    tri[3:6] = ab.T
+    tri[6:9] = ac.T
+    tri[9] = _sq(ab)
+    tri[10] = _dot(ab, ac)
+    tri[11] = _sq(ac)
+    return TriangleIndex(
+        vertices=v,
+        faces=f,
+        tri=tri,
+        proxy_face=proxy_face,
+        proxy_center=centers,
+        proxy_radius=proxy_radius,
+        proxy_radius_max=float(proxy_radius.max()),
+        proxies_per_face_max=int(n.max()) ** 2,
+        tree=cKDTree(centers, leafsize=16, balanced_tree=False, compact_nodes=True),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class ClosestPoints:
+    """Closest points on a mesh for ``N`` query points.
+
+    Attributes:
+      distances: ``(N,) float64`` Euclidean distance to the surface.
+      points: ``(N, 3) float64`` closest surface points.
+      face_ids: ``(N,) int64`` a triangle containing each closest point.
+      barycentrics: ``(N, 3) float64`` ``(u, v, w)`` with ``points = u a + v b + w c`` for that
+        triangle's corners ``faces[face_ids]``; non-negative, summing to 1.
+    """
+
+    distances: np.ndarray
+    points: np.ndarray
+    face_ids: np.ndarray
+    barycentrics: np.ndarray
+
+
+def _clusters(p: np.ndarray, cell: float):
+    """Group points by grid cell of size ``cell``: (inverse (N,), centres (C, 3))."""
+    key = np.floor((p - p.min(axis=0)) / cell).astype(np.int64)
+    dims = key.max(axis=0) + 1
+    if float(dims[0]) * float(dims[1]) * float(dims[2]) >= 2.0**62:  # absurd spread: no grouping
+        return np.arange(p.shape[0]), p
+    lin = (key[:, 0] * dims[1] + key[:, 1]) * dims[2] + key[:, 2]
+    _, inv = np.unique(lin, return_inverse=True)
+    c = int(inv.max()) + 1
+    counts = np.bincount(inv, minlength=c).astype(np.float64)
+    q = np.stack([np.bincount(inv, weights=p[:, i], minlength=c) for i in range(3)], axis=1)
+    return inv, q / counts[:, None]
+
+
+def _best_of_knn(index: TriangleIndex, p, inv, q, k: int, workers: int):
+    """Exact best over candidate triangles found from the k proxies nearest to each cluster centre.
+
+    Bounds used (``c``, ``r``: a proxy's centre and radius; ``q``: the centre of the cluster of a
+    point ``p``; ``e = |p - q|``):
+
+    * ``dist(p, T) >= |q - c| - e - r`` for the triangle ``T`` owning that proxy (triangle
+      inequality; every point of the (sub-)triangle is within ``r`` of ``c``);
+    * triangles with no proxy among the k are ``>= d_k - e - r_max`` away: the returned ``lower``
+      bound certifies a point whose best distance does not exceed it.
+
+    Per point, the candidate with the smallest bound is evaluated first, the others only if their
+    bound is below that distance.
+    """
+    n = p.shape[0]
+    pT = np.ascontiguousarray(p.T)
+    dk, ik = index.tree.query(q, k=k, workers=workers)
+    if k == 1:
+        dk, ik = dk[:, None], ik[:, None]
+    key = dk - index.proxy_radius[ik]  # (C, k): lower bound for every member, up to e
+    fc = index.proxy_face[ik]
+    o = np.argsort(key, axis=1)
+    key = np.take_along_axis(key, o, axis=1)
+    fc = np.take_along_axis(fc, o, axis=1)
+    if index.proxies_per_face_max > 1:  # keep one entry per triangle (its smallest key)
+        o = np.argsort(fc, axis=1, kind="stable")
+        fsorted = np.take_along_axis(fc, o, axis=1)
+        dup_sorted = np.zeros(fc.shape, dtype=bool)
+        dup_sorted[:, 1:] = fsorted[:, 1:] == fsorted[:, :-1]
+        dup = np.empty_like(dup_sorted)
+        np.put_along_axis(dup, o, dup_sorted, axis=1)
+        key[dup] = np.inf
+    qi = q[inv]
+    e = np.sqrt(_sq(p - qi))
+    f0 = fc[inv, 0]
+    best_d2, best_s, best_t = _pair_eval(index.tri, pT, None, f0)
+    best_f = f0.copy()
+    if k > 1:
+        rows, cols = np.nonzero(key[inv, 1:] < (np.sqrt(best_d2) + e)[:, None])
+        if rows.size:
+            f2 = fc[inv[rows], cols + 1]
+            d2, s, t = _pair_eval(index.tri, pT, rows, f2)
+            # per-row minimum over the evaluated pairs (rows are sorted: row-major nonzero)
+            start = np.flatnonzero(np.concatenate([[True], rows[1:] != rows[:-1]]))
+            segmin = np.minimum.reduceat(d2, start)
+            cnt = np.diff(np.append(start, rows.size))
+            hit = np.flatnonzero(d2 == np.repeat(segmin, cnt))
+            first = hit[np.concatenate([[True], rows[hit][1:] != rows[hit][:-1]])]
+            r = rows[first]
+            better = d2[first] < best_d2[r]
+            r, first = r[better], first[better]
+            best_d2[r] = d2[first]
+            best_f[r] = f2[first]
+            best_s[r] = s[first]
+            best_t[r] = t[first]
+    if k < index.proxy_face.shape[0]:
+        lower = dk[inv, -1] - e - index.proxy_radius_max
+    else:
+        lower = np.full(n, np.inf)
+    return best_d2, best_f, best_s, best_t, lower
+
+
+def closest_points(
+    points, mesh, faces=None, *, k: int = 16, cluster: float | None = 0.5, workers: int = -1
+) -> ClosestPoints:
+    """Exact closest points on a triangle mesh (vertex, edge and face regions).
+
+    Args:
+      points: ``(N, 3) float`` query points.
+      mesh: a :class:`TriangleIndex` (reuse it for repeated queries, e.g. ICP), or ``(V, 3)``
+        vertices, in which case ``faces`` must be given.
+      faces: ``(F, 3) int`` when ``mesh`` is a vertex array.
+      k: proxies fetched per KD-tree query in the first pass.  Speed only: the result is exact for
+        any k (uncertified points are re-queried alone with 3x more proxies until certified).
+      cluster: query points are grouped into grid cells of ``cluster * proxy_radius_max`` that share
+        one KD-tree query (a large saving when points outnumber triangles); None queries every point
+        separately.  Speed only.
+      workers: threads for the KD-tree queries (-1 = all cores).
+
+    Returns:
+      :class:`ClosestPoints` (distances, points, face_ids, barycentrics), float64.
+
+    Raises:
+      ValueError / TypeError: bad shapes, NaN/inf, out-of-range or degenerate faces.
+    """
+    p = validate_points(points)
+    if isinstance(mesh, TriangleIndex):
+        if faces is not None:
+            raise TypeError("faces must be None when mesh is a TriangleIndex")
+        index = mesh
+    else:
+        if faces is None:
+            raise TypeError("faces is required when mesh is a vertex array")
+        index = build_triangle_index(mesh, faces)
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    if cluster is not None and not cluster > 0:
+        raise ValueError(f"cluster must be None or > 0, got {cluster!r}")
+    n = p.shape[0]
+    nproxy = index.proxy_face.shape[0]
+    k = int(min(k, nproxy))
+    if cluster is None:
+        inv, q = np.arange(n), p
+    else:
+        inv, q = _clusters(p, cluster * index.proxy_radius_max)
+    best_d2, best_f, best_s, best_t, lower = _best_of_knn(index, p, inv, q, k, workers)
+    todo = np.flatnonzero(np.sqrt(best_d2) > lower)
+    while todo.size:  # alone from now on (no cluster offset), with more proxies each round
+        k = min(3 * k, nproxy)
+        pt = p[todo]
+        d2, fi, s, t, lo = _best_of_knn(index, pt, np.arange(todo.size), pt, k, workers)
+        better = d2 < best_d2[todo]
+        upd = todo[better]
+        best_d2[upd], best_f[upd], best_s[upd], best_t[upd] = d2[better], fi[better], s[better], t[better]
+        todo = todo[np.sqrt(best_d2[todo]) > lo]
+
+    g = index.tri[:, best_f]
+    closest = (g[0:3] + best_s * g[3:6] + best_t * g[6:9]).T
+    bary = np.stack([1.0 - best_s - best_t, best_s, best_t], axis=1)
+    return ClosestPoints(distances=np.sqrt(best_d2), points=closest, face_ids=best_f, barycentrics=bary)
+
+
+def point_to_mesh_distance(points, vertices, faces=None, **kwargs) -> np.ndarray:
+    """Exact Euclidean distance from each point to a triangle mesh surface.
+
+    Args:
+      points: ``(N, 3) float`` query points.
+      vertices: ``(V, 3) float`` mesh vertices, or a prebuilt :class:`TriangleIndex` (then no faces).
+      faces: ``(F, 3) int`` triangles.
+      **kwargs: passed to :func:`closest_points` (``k``, ``cluster``, ``workers``).
+
+    Returns:
+      ``(N,) float64`` distances (same units as the inputs).
+    """
+    return closest_points(points, vertices, faces, **kwargs).distances
