@@ -96,15 +96,18 @@ def _prepare_mesh(vertices, faces, name: str):
     a = v[f[:, 0]]
     ab = v[f[:, 1]] - a
     ac = v[f[:, 2]] - a
-    bc = ac - ab
+    repeated = (f[:, 0] == f[:, 1]) | (f[:, 1] == f[:, 2]) | (f[:, 0] == f[:, 2])
+    return v, f, a, ab, ac, repeated | _degenerate_from_edges(ab, ac)
+
+
+def _degenerate_from_edges(ab: np.ndarray, ac: np.ndarray) -> np.ndarray:
+    """``2 * area <= _DEGENERATE_REL * longest_edge^2`` for triangles with edge vectors ab, ac."""
     cx = ab[:, 1] * ac[:, 2] - ab[:, 2] * ac[:, 1]
     cy = ab[:, 2] * ac[:, 0] - ab[:, 0] * ac[:, 2]
     cz = ab[:, 0] * ac[:, 1] - ab[:, 1] * ac[:, 0]
     area2_sq = cx * cx + cy * cy + cz * cz  # (2 * area)^2
-    longest2 = np.maximum(np.maximum(_sq(ab), _sq(ac)), _sq(bc))
-    repeated = (f[:, 0] == f[:, 1]) | (f[:, 1] == f[:, 2]) | (f[:, 0] == f[:, 2])
-    degenerate = repeated | (area2_sq <= (_DEGENERATE_REL * longest2) ** 2)
-    return v, f, a, ab, ac, degenerate
+    longest2 = np.maximum(np.maximum(_sq(ab), _sq(ac)), _sq(ac - ab))
+    return area2_sq <= (_DEGENERATE_REL * longest2) ** 2
 
 
 def _sq(x: np.ndarray) -> np.ndarray:
@@ -169,8 +172,12 @@ def face_normals(vertices, faces) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 # the exact kernel (structure of arrays: every argument is a contiguous (M,) float64 row)
 # --------------------------------------------------------------------------------------------------
-def _closest_st(apx, apy, apz, abx, aby, abz, acx, acy, acz, abab, abac, acac):
+def _closest_st(apx, apy, apz, abx, aby, abz, acx, acy, acz, abab, abac, acac, ia, iab, iac, ibc):
     """Ericson's region tests, vectorised; the closest point is ``a + s ab + t ac``.
+
+    Args are (M,) float64 rows: ``ap``, ``ab``, ``ac`` components, ``|ab|^2, ab.ac, |ac|^2`` and the
+    reciprocals of the region denominators ``|ab x ac|^2, |ab|^2, |ac|^2, |bc|^2`` (constants of
+    the triangle, positive when it is not degenerate).
 
     Returns ``(sq_dist, s, t)``, each (M,) float64.  Early returns of the scalar algorithm become
     overwrites in reverse priority order: face, edge BC, edge AC, vertex C, edge AB, vertex B,
@@ -186,27 +193,22 @@ def _closest_st(apx, apy, apz, abx, aby, abz, acx, acy, acz, abab, abac, acac):
     vc = d1 * d4 - d3 * d2
     vb = d5 * d2 - d1 * d6
     va = d3 * d6 - d5 * d4
-    with np.errstate(divide="ignore", invalid="ignore"):
-        denom = va + vb + vc
-        s = vb / denom
-        t = vc / denom
-        e1 = d4 - d3
-        e2 = d5 - d6
-        m = (va <= 0) & (e1 >= 0) & (e2 >= 0)  # edge BC: b + w (c - b)
-        w = e1 / (e1 + e2)
-        np.copyto(s, 1.0 - w, where=m)
-        np.copyto(t, w, where=m)
-        m = (vb <= 0) & (d2 >= 0) & (d6 <= 0)  # edge AC
-        w = d2 / (d2 - d6)
-        s[m] = 0.0
-        np.copyto(t, w, where=m)
-        m = (d6 >= 0) & (d5 <= d6)  # vertex C
-        s[m] = 0.0
-        t[m] = 1.0
-        m = (vc <= 0) & (d1 >= 0) & (d3 <= 0)  # edge AB
-        w = d1 / (d1 - d3)
-        np.copyto(s, w, where=m)
-        t[m] = 0.0
+    s = vb * ia  # face region
+    t = vc * ia
+    e1 = d4 - d3
+    m = (va <= 0) & (e1 >= 0) & (d5 >= d6)  # edge BC: b + w (c - b)
+    w = e1 * ibc
+    np.copyto(s, 1.0 - w, where=m)
+    np.copyto(t, w, where=m)
+    m = (vb <= 0) & (d2 >= 0) & (d6 <= 0)  # edge AC
+    s[m] = 0.0
+    np.copyto(t, d2 * iac, where=m)
+    m = (d6 >= 0) & (d5 <= d6)  # vertex C
+    s[m] = 0.0
+    t[m] = 1.0
+    m = (vc <= 0) & (d1 >= 0) & (d3 <= 0)  # edge AB
+    np.copyto(s, d1 * iab, where=m)
+    t[m] = 0.0
     m = (d3 >= 0) & (d4 <= d3)  # vertex B
     s[m] = 1.0
     t[m] = 0.0
@@ -219,13 +221,31 @@ def _closest_st(apx, apy, apz, abx, aby, abz, acx, acy, acz, abab, abac, acac):
     return dx * dx + dy * dy + dz * dz, s, t
 
 
+def _triangle_rows(a: np.ndarray, ab: np.ndarray, ac: np.ndarray) -> np.ndarray:
+    """(16, F) float64 kernel rows: a, ab, ac, |ab|^2, ab.ac, |ac|^2, 1/|ab x ac|^2, 1/|ab|^2, 1/|ac|^2, 1/|bc|^2."""
+    tri = np.empty((16, a.shape[0]))
+    tri[0:3] = a.T
+    tri[3:6] = ab.T
+    tri[6:9] = ac.T
+    abab = _sq(ab)
+    abac = _dot(ab, ac)
+    acac = _sq(ac)
+    tri[9], tri[10], tri[11] = abab, abac, acac
+    with np.errstate(divide="ignore"):
+        tri[12] = 1.0 / (abab * acac - abac * abac)
+        tri[13] = 1.0 / abab
+        tri[14] = 1.0 / acac
+        tri[15] = 1.0 / (abab - 2.0 * abac + acac)
+    return tri
+
+
 _CHUNK = 16384  # pairs per kernel call: keeps the ~40 temporaries in cache
 
 
 def _pair_eval(tri: np.ndarray, pT: np.ndarray, rows, fid: np.ndarray):
     """Exact ``(sq_dist, s, t)`` for pairs (point ``pT[:, rows]``, triangle ``fid``), chunked.
 
-    ``tri``: (12, F) per-triangle rows ``a, ab, ac, |ab|^2, ab.ac, |ac|^2``; ``pT``: (3, N) points;
+    ``tri``: (16, F) rows from :func:`_triangle_rows`; ``pT``: (3, N) points;
     ``rows``: (M,) point indices or None for ``rows = arange(M)``.
     """
     m = fid.shape[0]
@@ -257,8 +277,11 @@ def closest_points_on_triangles(points, a, b, c):
     ac = validate_points(c, "c") - a
     if not (p.shape == a.shape == ab.shape == ac.shape):
         raise ValueError(f"points, a, b, c must have equal shapes (M, 3), got {p.shape}, {a.shape}, {ab.shape}, {ac.shape}")
+    deg = _degenerate_from_edges(ab, ac)
+    if deg.any():
+        raise ValueError(f"{int(deg.sum())} degenerate triangles (zero area), first: {np.flatnonzero(deg)[:5].tolist()}")
     ap = p - a
-    d2, s, t = _closest_st(*ap.T, *ab.T, *ac.T, _sq(ab), _dot(ab, ac), _sq(ac))
+    d2, s, t = _closest_st(*ap.T, *_triangle_rows(a, ab, ac)[3:])
     closest = a + s[:, None] * ab + t[:, None] * ac
     return closest, np.stack([1.0 - s - t, s, t], axis=1), d2
 
@@ -278,7 +301,8 @@ class TriangleIndex:
 
     Attributes:
       vertices: ``(V, 3) float64``; faces: ``(F, 3) int64``.
-      tri: ``(12, F) float64`` per-triangle rows ``a (3), b - a (3), c - a (3), |ab|^2, ab.ac, |ac|^2``.
+      tri: ``(16, F) float64`` per-triangle kernel rows (corner ``a``, edges ``b - a``, ``c - a``, their
+        dot products and the reciprocal region denominators).
       proxy_face: ``(P,) int64`` triangle of each proxy ball; proxy_center: ``(P, 3)`` its centre;
         proxy_radius: ``(P,) float64`` its radius (the whole (sub-)triangle lies within it).
       proxy_radius_max: the largest proxy radius; proxies_per_face_max: most proxies of one face.
@@ -359,13 +383,7 @@ def build_triangle_index(
         centers = np.concatenate(centers_list)
         proxy_face = np.concatenate(faces_list).astype(np.int64)
         proxy_radius = np.concatenate(radius_list)
-    tri = np.empty((12, nf))
-    tri[0:3] = a.T
-    tri[3:6] = ab.T
-    tri[6:9] = ac.T
-    tri[9] = _sq(ab)
-    tri[10] = _dot(ab, ac)
-    tri[11] = _sq(ac)
+    tri = _triangle_rows(a, ab, ac)
     return TriangleIndex(
         vertices=v,
         faces=f,
