@@ -102,8 +102,8 @@ def _variants():
     return raw, {
         "plain dlib": raw,
         "chip": CoarseToFinePredictor(raw, RefineConfig(flip_average=False, second_pass=False)),
-        "chip+flip": CoarseToFinePredictor(raw, RefineConfig(second_pass=False)),
-        "ours: chip+flip+rotated 2nd pass": CoarseToFinePredictor(raw),
+        "chip+flip (default)": CoarseToFinePredictor(raw, RefineConfig(second_pass=False)),
+        "chip+flip+rotated 2nd pass (option)": CoarseToFinePredictor(raw, RefineConfig(second_pass=True)),
         "paper-style part crops (rejected)": _PartCrops(raw),
     }
 
@@ -238,7 +238,7 @@ def ground_truth_rows(folder: Path, per_image: int = 25) -> list[dict]:
                 samples.append((name, img, gt, near[0]))
     _, variants = _variants()
     parts = {"jaw": JAW, "inner": INNER, "eyes": EYES, "nose": NOSE, "mouth": MOUTH}
-    base_err, rows = None, []
+    base_err, rows, all_errs = None, [], {}
     for vname, pred in variants.items():
         errs, per, t = [], {k: [] for k in parts}, time.perf_counter()
         for _, img, gt, box in samples:
@@ -250,11 +250,15 @@ def ground_truth_rows(folder: Path, per_image: int = 25) -> list[dict]:
         errs = np.array(errs)
         note = f"NME {errs.mean():.2f}% (median {np.median(errs):.2f}) over {len(samples)} augmented views of " \
                f"{len(data)} annotated images; " + " ".join(f"{k} {np.mean(v):.2f}" for k, v in per.items())
+        all_errs[vname] = errs
         if base_err is None:
             base_err = errs
         else:
             d = errs - base_err
             note += f"; vs plain {d.mean():+.2f} +- {d.std() / np.sqrt(len(d)):.2f} (better on {(d < 0).sum()}/{len(d)})"
+        if "2nd pass" in vname and "chip+flip (default)" in all_errs:
+            d = errs - all_errs["chip+flip (default)"]
+            note += f"; 2nd pass alone (vs chip+flip) {d.mean():+.2f} +- {d.std() / np.sqrt(len(d)):.2f}"
         rows.append({"area": "frontend", "case": f"landmark NME vs ground truth: {vname}", "ours_ms": ms,
                      "baseline": None, "baseline_ms": None, "target": "-", "notes": note})
     return rows
