@@ -21,6 +21,7 @@ box-based :class:`~digitaltwin_jax.frontend.types.LandmarkPredictor`:
    NME 4.83 % against 5.02 % (-0.19 +- 0.13: within noise; inner points -0.26 +- 0.17, a large gain
    on one of the four annotated faces and a loss on another), for twice the predictor runs.  Not a
    measurable improvement, hence off.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
