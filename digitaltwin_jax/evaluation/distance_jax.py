@@ -86,6 +86,7 @@ def _safe_sqrt(x):
     return jnp.where(positive, jnp.sqrt(jnp.where(positive, x, 1.0)), 0.0)
 
 
+@jax.jit
 def point_mesh_distance_given_faces(points, vertices, faces, face_ids):
     """Distance from each point to a chosen triangle of a mesh (differentiable in points and vertices).
 
@@ -103,6 +104,7 @@ def point_mesh_distance_given_faces(points, vertices, faces, face_ids):
     return _safe_sqrt(sq)
 
 
+@jax.jit
 def point_mesh_squared_distance_dense(points, vertices, faces):
     """Squared distance from each point to a mesh by brute force over all triangles (N x F work).
 
