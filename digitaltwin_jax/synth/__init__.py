@@ -1,0 +1,1 @@
+"""Synthetic face-image engine (paper section 3.2)."""
