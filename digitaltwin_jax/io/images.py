@@ -12,17 +12,19 @@
 Any failure (missing file, directory, not an image, truncated or corrupt data, absurd size) raises
 :class:`ImageReadError`, a ``ValueError`` whose message names the file.
 
-:func:`write_image` writes atomically: a temporary file in the destination folder, then ``os.replace``.
+:func:`write_image` writes atomically (``io.atomic``: a temporary file in the destination folder, then
+``os.replace``; the file gets the usual umask permissions).
 """
 from __future__ import annotations
 
 import os
 import struct
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from digitaltwin_jax.io.atomic import atomic_write
 
 __all__ = ["ImageReadError", "read_image", "write_image", "to_uint8_rgb"]
 
@@ -163,18 +165,7 @@ def write_image(path, image, *, quality: int = 95) -> Path:
     else:
         pil = Image.fromarray(to_uint8_rgb(a), mode="RGB")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            kwargs = {"quality": int(quality)} if fmt in ("JPEG", "WEBP") else {}
-            pil.save(fh, format=fmt, **kwargs)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    kwargs = {"quality": int(quality)} if fmt in ("JPEG", "WEBP") else {}
+    with atomic_write(dest, "wb") as fh:
+        pil.save(fh, format=fmt, **kwargs)
     return dest

@@ -153,6 +153,9 @@ def test_write_is_atomic_and_replaces(tmp_path, photo):
     write_image(dest, photo[::-1])  # replace an existing file
     np.testing.assert_array_equal(read_image(dest), photo[::-1])
     assert sorted(p.name for p in dest.parent.iterdir()) == ["out.png"]  # no temporary files left
+    mask = os.umask(0)
+    os.umask(mask)
+    assert dest.stat().st_mode & 0o777 == 0o666 & ~mask  # not mkstemp's private 0600
     before = dest.read_bytes()
     bad = photo.astype(np.float32)
     bad[0, 0, 0] = np.nan
