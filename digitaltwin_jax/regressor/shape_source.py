@@ -4,7 +4,12 @@ photo + detected face -> identity embedding (front end) -> decoder -> neutral he
 the starting shape P of the non-rigid fit (section 3.4).
 
 A shape source is any callable ``(image, face, model) -> (V, 3) float32 vertices in mm, or None``
-(None: "I cannot say", the pipeline then falls back to the landmark identity fit).
+(None: "I cannot say", the pipeline then falls back to the landmark identity fit).  The pipeline's
+stage form ``(image, face, embedding, model)`` is accepted too (the embedding is then reused).
+
+:func:`default_shape_source` is what the avatar command's ``--shape-source auto`` uses: the shipped
+regressor if its recorded held-out evaluation (``metrics.json``, key ``"use_as_default"``) says it
+beats the landmark identity fit, else None.
 
 The shipped decoder predicts the ``"low"`` mesh.  For a model of another resolution the prediction
 is carried over through the identity space both meshes share: the least-squares (ridge 1e-3)
@@ -18,7 +23,7 @@ import numpy as np
 
 from digitaltwin_jax.regressor.weights import Regressor, load_regressor
 
-__all__ = ["RegressorShapeSource"]
+__all__ = ["RegressorShapeSource", "default_shape_source"]
 
 
 class RegressorShapeSource:
@@ -30,11 +35,14 @@ class RegressorShapeSource:
         ``digitaltwin_jax.frontend.identity_embedding`` (dlib ResNet, D = 128).
       ridge: Tikhonov weight of the identity-space transfer between resolutions.
 
-    Call: ``source(image, face, model)`` with ``image`` as the front end takes it (HWC uint8 RGB),
-    ``face`` the front end's detection, ``model`` the :class:`HeadModel` the pipeline fits; returns
-    ``(model.num_vertices, 3) float32`` mm, or None when no embedding could be computed (face None,
-    encoder failure or non-finite output).
+    Call: ``source(image, face, model)`` or ``source(image, face, embedding, model)`` with ``image``
+    as the front end takes it (HWC uint8 RGB), ``face`` the front end's detection, ``embedding`` an
+    already computed ``(D,)`` feature (or None) and ``model`` the :class:`HeadModel` the pipeline fits;
+    returns ``(model.num_vertices, 3) float32`` mm, or None when no embedding could be computed
+    (face None, encoder failure or non-finite output).
     """
+
+    name = "regressor"
 
     def __init__(self, regressor=None, embed_fn: Callable | None = None, ridge: float = 1e-3):
         if regressor is None or not isinstance(regressor, Regressor):
@@ -67,10 +75,22 @@ class RegressorShapeSource:
             return v
         return self._to_model(v, model)
 
-    def __call__(self, image, face, model) -> np.ndarray | None:
+    def __call__(self, image, face, *rest) -> np.ndarray | None:
+        if len(rest) == 1:
+            embedding, model = None, rest[0]
+        elif len(rest) == 2:
+            embedding, model = rest
+        else:
+            raise TypeError("call as source(image, face, model) or source(image, face, embedding, model)")
         if face is None:
             return None
-        e = self.embed(image, face)
+        e = None
+        if embedding is not None:
+            e = np.asarray(embedding, np.float32).ravel()
+            if e.shape != (self.regressor.config.embedding_dim,) or not np.all(np.isfinite(e)):
+                e = None
+        if e is None:
+            e = self.embed(image, face)
         if e is None:
             return None
         return self.predict_embedding(e, model)
@@ -93,3 +113,19 @@ class RegressorShapeSource:
         alpha = solve @ (v.reshape(-1).astype(np.float64) - mean)
         out = model.vertices.astype(np.float64) + np.tensordot(alpha, model.identity_basis.astype(np.float64), axes=1)
         return out.astype(np.float32)
+
+
+def default_shape_source() -> RegressorShapeSource | None:
+    """The shipped regressor if its held-out evaluation chose it as the default, else None.
+
+    The choice is recorded in ``assets/regressor/metrics.json`` as ``"use_as_default": true`` when
+    the regressor (alone or followed by the non-rigid fit) had a lower mean ARMSE than the landmark
+    identity fit at every crop radius of the held-out synthetic test set.
+    """
+    try:
+        reg = load_regressor()
+    except FileNotFoundError:
+        return None
+    if not bool(reg.metrics.get("use_as_default", False)):
+        return None
+    return RegressorShapeSource(reg)
