@@ -140,9 +140,11 @@ def write_ply(path, vertices, faces, colors=None, *, binary: bool = True) -> Pat
             frec["i"] = f
             fh.write(frec.tobytes())
         else:
+            v32 = v.astype(np.float32)
             lines = []
             for i in range(v.shape[0]):
-                row = f"{np.float32(v[i, 0])!r} {np.float32(v[i, 1])!r} {np.float32(v[i, 2])!r}"
+                # str() of a float32 is its shortest exactly round-tripping decimal
+                row = f"{v32[i, 0]} {v32[i, 1]} {v32[i, 2]}"
                 if colors is not None:
                     row += f" {c[i, 0]} {c[i, 1]} {c[i, 2]}"
                 lines.append(row)
