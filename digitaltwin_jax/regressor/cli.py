@@ -74,8 +74,8 @@ def _cmd_train(args) -> int:
     from digitaltwin_jax.regressor.weights import save_regressor
 
     parts, infos = [], []
-    for root in args.data:
-        ds, info = load_synth_dataset(root, limit=args.limit)
+    for k, root in enumerate(args.data):
+        ds, info = load_synth_dataset(root, limit=args.limit, tag=k)
         parts.append(ds)
         infos.append(info)
     data = concat_datasets(parts)

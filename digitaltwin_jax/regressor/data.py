@@ -1,8 +1,8 @@
 """Training data of the shape regressor: (identity embedding, ground-truth vertices) pairs.
 
 The paper (section 3.3) trains on 10,000 synthetic renders of augmented heads; the encoder's
-features are computed once and cached next to the data (``embeddings.npz`` in the dataset folder,
-see :func:`load_synth_dataset`).  This module is the data layer only: a small frozen container, a
+features are computed once and cached next to the data (``frontend_cache.npz`` in the data-set
+folder written by :mod:`digitaltwin_jax.synth.dataset`, see :func:`frontend_cache`).  This module is the data layer only: a small frozen container, a
 subject-disjoint split, the synthetic-shard reader with its embedding cache, and a generated toy
 set for tests.
 
@@ -20,9 +20,16 @@ import numpy as np
 
 __all__ = [
     "ShapeDataset",
+    "make_dataset",
     "split_by_subject",
     "make_toy_dataset",
     "concat_datasets",
+    "FRONTEND_CACHE",
+    "frontend_cache",
+    "load_frontend_cache",
+    "load_synth_dataset",
+    "load_eval_data",
+    "head_ids",
 ]
 
 
@@ -83,9 +90,6 @@ def make_dataset(embeddings, vertices, subject_ids=None, sample_ids=None) -> Sha
     s = np.arange(n, dtype=np.int64) if subject_ids is None else np.asarray(subject_ids, np.int64)
     ids = np.array([str(i) for i in range(n)]) if sample_ids is None else np.asarray(sample_ids).astype(str)
     return ShapeDataset(e, v, s, ids)
-
-
-__all__.append("make_dataset")
 
 
 def concat_datasets(parts) -> ShapeDataset:
@@ -156,82 +160,211 @@ def make_toy_dataset(
     return ds, a
 
 
-# --------------------------------------------------------------------------------------------------
-# synthetic shards (digitaltwin_jax.synth) + the embedding cache
-# --------------------------------------------------------------------------------------------------
-EMBEDDING_CACHE = "embeddings_{name}.npz"
 
 
-def load_embedding_cache(path: Path) -> dict[str, np.ndarray]:
-    """``{sample_id: (D,) float32}`` from a cache file (empty when absent); NaN rows = no face found."""
-    path = Path(path)
+# --------------------------------------------------------------------------------------------------
+# synthetic data sets (digitaltwin_jax.synth.dataset) + the front-end cache
+# --------------------------------------------------------------------------------------------------
+FRONTEND_CACHE = "frontend_cache.npz"
+
+
+def _shards(root: Path) -> list[Path]:
+    root = Path(root)
+    man = root / "manifest.json"
+    if not man.exists():
+        raise FileNotFoundError(f"{root} is not a synthetic data set (no manifest.json)")
+    names = json.loads(man.read_text()).get("shards", [])
+    paths = [root / n for n in names if (root / n).exists()]
+    if not paths:
+        raise FileNotFoundError(f"{root} has no finished shard yet")
+    return paths
+
+
+def _manifest_info(root: Path) -> dict:
+    cfg = json.loads((Path(root) / "manifest.json").read_text()).get("config", {})
+    return {
+        "path": str(Path(root).resolve()),
+        "seed": cfg.get("seed"),
+        "sampler": cfg.get("sampler"),
+        "count": cfg.get("count"),
+        "resolution": cfg.get("resolution"),
+        "image_size": (cfg.get("scene") or {}).get("image_size"),
+    }
+
+
+def load_frontend_cache(root) -> dict:
+    """``{"index": (N,) int64, "embeddings": (N, D) float32, "landmarks": (N, 68, 2) float32}``
+    (NaN rows: no face found); empty arrays when there is no cache yet."""
+    path = Path(root) / FRONTEND_CACHE
     if not path.exists():
-        return {}
+        return {"index": np.zeros(0, np.int64), "embeddings": np.zeros((0, 128), np.float32),
+                "landmarks": np.zeros((0, 68, 2), np.float32)}
     with np.load(path, allow_pickle=False) as z:
-        ids = z["sample_ids"].astype(str)
-        emb = z["embeddings"].astype(np.float32)
-    return dict(zip(ids.tolist(), emb))
+        return {k: z[k] for k in ("index", "embeddings", "landmarks")}
 
 
-def save_embedding_cache(path: Path, cache: dict[str, np.ndarray], meta: dict | None = None) -> None:
-    """Write the cache atomically (sorted by sample id)."""
+def _save_frontend_cache(root, rows: dict, meta: dict) -> None:
     import io
 
     from digitaltwin_jax.io.atomic import atomic_write_bytes
 
-    ids = sorted(cache)
-    d = len(next(iter(cache.values()))) if cache else 0
-    emb = np.stack([cache[i] for i in ids]).astype(np.float32) if ids else np.zeros((0, d), np.float32)
+    idx = np.array(sorted(rows), np.int64)
+    emb = np.stack([rows[i][0] for i in idx]).astype(np.float32)
+    lms = np.stack([rows[i][1] for i in idx]).astype(np.float32)
     buf = io.BytesIO()
-    np.savez(buf, sample_ids=np.array(ids, dtype=str), embeddings=emb, meta=json.dumps(meta or {}))
-    atomic_write_bytes(path, buf.getvalue())
+    np.savez(buf, index=idx, embeddings=emb, landmarks=lms, meta=json.dumps(meta))
+    atomic_write_bytes(Path(root) / FRONTEND_CACHE, buf.getvalue())
 
 
-__all__ += ["load_embedding_cache", "save_embedding_cache", "EMBEDDING_CACHE"]
+def _default_frontend(image):
+    """``image -> (embedding (128,), landmarks (68, 2))`` or None: dlib detection + ResNet."""
+    from digitaltwin_jax.frontend import FrontendError, detect_faces, identity_embedding
+
+    try:
+        faces = detect_faces(image)
+    except FrontendError:
+        return None
+    if not faces:
+        return None
+    face = faces[0]
+    return identity_embedding(image, face), np.asarray(face.landmarks, np.float32)
 
 
-def cached_embeddings(
-    samples,
-    embed_fn: Callable[[str], np.ndarray | None],
-    cache_path: Path,
-    meta: dict | None = None,
-    save_every: int = 200,
-    progress: bool = True,
-) -> dict[str, np.ndarray]:
-    """Compute embeddings for ``samples`` (an iterable of sample ids) with a resumable cache.
+def frontend_cache(root, limit: int | None = None, frontend: Callable | None = None, save_every: int = 256,
+                   progress: bool = True) -> tuple[int, int]:
+    """Run the front end on every image of a synthetic data set and cache the results (resumable).
 
-    ``embed_fn(sample_id) -> (D,) float32 or None`` (None: no face found, stored as a NaN row so the
-    sample is not retried).  Already cached ids are skipped; the cache is rewritten every
-    ``save_every`` new embeddings and at the end, so an interrupted run resumes where it stopped.
+    Images already in ``root/frontend_cache.npz`` are skipped; the cache is rewritten atomically
+    every ``save_every`` new images and at the end, so an interrupted run resumes where it stopped.
+
+    Args:
+      root: data-set folder (``manifest.json`` + ``shard_*.npz``).
+      limit: only images with index < limit.
+      frontend: ``image (H, W, 3) uint8 -> (embedding (D,), landmarks (68, 2)) or None``; default
+        dlib detection + identity embedding (the largest face).
+      save_every: cache write period.  progress: tqdm bar.
+
+    Returns:
+      (images considered, images with a face).
     """
     from tqdm.auto import tqdm
 
-    cache = load_embedding_cache(cache_path)
-    todo = [s for s in samples if s not in cache]
-    dim = len(next(iter(cache.values()))) if cache else None
-    new = 0
-    for sid in tqdm(todo, desc="embeddings", disable=not progress or not todo):
-        e = embed_fn(sid)
-        if e is None:
-            if dim is None:
-                # remember the miss with a placeholder row sized after the first success
-                cache[sid] = None  # type: ignore[assignment]
+    fe = _default_frontend if frontend is None else frontend
+    cache = load_frontend_cache(root)
+    rows = {int(i): (e, l) for i, e, l in zip(cache["index"], cache["embeddings"], cache["landmarks"])}
+    dim = cache["embeddings"].shape[1] if len(rows) else None
+    meta = {"frontend": "dlib HOG + 68 landmarks + ResNet v1 (digitaltwin_jax.frontend)" if frontend is None
+            else getattr(frontend, "__name__", "custom")}
+    considered, new = 0, 0
+    paths = _shards(root)
+    bar = tqdm(desc="front end", total=None, disable=not progress)
+    for path in paths:
+        with np.load(path, allow_pickle=False) as z:
+            index = z["index"].astype(np.int64)
+            keep = np.ones(index.shape, bool) if limit is None else index < limit
+            todo = [j for j in np.flatnonzero(keep) if int(index[j]) not in rows]
+            considered += int(keep.sum())
+            if not todo:
                 continue
-            e = np.full(dim, np.nan, np.float32)
-        e = np.asarray(e, np.float32).ravel()
-        if dim is None:
-            dim = e.shape[0]
-            for k, val in list(cache.items()):
-                if val is None:
-                    cache[k] = np.full(dim, np.nan, np.float32)
-        cache[sid] = e
-        new += 1
-        if new % save_every == 0:
-            save_embedding_cache(cache_path, {k: v for k, v in cache.items() if v is not None}, meta)
-    cache = {k: v for k, v in cache.items() if v is not None}
+            images = z["images"]
+        for j in todo:
+            out = fe(images[j])
+            if out is None:
+                if dim is None:
+                    dim = 128
+                rows[int(index[j])] = (np.full(dim, np.nan, np.float32), np.full((68, 2), np.nan, np.float32))
+            else:
+                e, lm = out
+                e = np.asarray(e, np.float32).ravel()
+                dim = e.shape[0] if dim is None else dim
+                rows[int(index[j])] = (e, np.asarray(lm, np.float32).reshape(68, 2))
+            new += 1
+            bar.update(1)
+            if new % save_every == 0:
+                _save_frontend_cache(root, rows, meta)
+    bar.close()
     if new:
-        save_embedding_cache(cache_path, cache, meta)
-    return cache
+        _save_frontend_cache(root, rows, meta)
+    found = sum(1 for i, (e, _) in rows.items() if np.all(np.isfinite(e)) and (limit is None or i < limit))
+    return considered, found
 
 
-__all__.append("cached_embeddings")
+def head_ids(vertices) -> np.ndarray:
+    """``(N,) int64`` id per distinct head: renders of an identical vertex array share an id (the
+    No-Aug sampler re-renders population subjects; DR / C-PCA heads are all new)."""
+    import hashlib
+
+    v = np.ascontiguousarray(np.asarray(vertices, np.float32))
+    keys = [hashlib.sha1(v[i].tobytes()).hexdigest() for i in range(v.shape[0])]
+    # ids in order of first appearance (deterministic, independent of hash values)
+    first = {}
+    for k in keys:
+        first.setdefault(k, len(first))
+    return np.array([first[k] for k in keys], np.int64)
+
+
+def _read_shards(root, keys, limit):
+    parts = {k: [] for k in keys}
+    for path in _shards(root):
+        with np.load(path, allow_pickle=False) as z:
+            index = z["index"].astype(np.int64)
+            keep = np.ones(index.shape, bool) if limit is None else index < limit
+            for k in keys:
+                parts[k].append(z[k][keep])
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def _cached_rows(root, index):
+    cache = load_frontend_cache(root)
+    pos = {int(i): r for r, i in enumerate(cache["index"])}
+    missing = [int(i) for i in index if int(i) not in pos]
+    if missing:
+        raise FileNotFoundError(
+            f"{len(missing)} images of {root} have no cached front-end result "
+            f"(first: {missing[:5]}); run `digitaltwin regressor embed {root}` first"
+        )
+    rows = np.array([pos[int(i)] for i in index], np.int64)
+    return cache["embeddings"][rows], cache["landmarks"][rows]
+
+
+def load_synth_dataset(root, limit: int | None = None, tag: int = 0) -> tuple[ShapeDataset, dict]:
+    """Training pairs of a synthetic data set whose front-end cache is complete.
+
+    Images where no face was found are dropped (counted in the returned info).  ``tag`` is added
+    (times 2^32) to the head ids, so heads of different data sets never share an id.
+
+    Returns:
+      (dataset with ``sample_ids = "<folder>/<index>"`` and head-identity ``subject_ids``, info dict:
+      path, seed, sampler, count, resolution, image_size, num_images, num_with_face).
+    """
+    root = Path(root)
+    arr = _read_shards(root, ("index", "vertices", "expression"), limit)
+    if np.any(np.abs(arr["expression"]) > 0):
+        raise ValueError(f"{root} renders expressions; the regressor needs neutral ground truth")
+    emb, _ = _cached_rows(root, arr["index"])
+    ok = np.all(np.isfinite(emb), axis=1)
+    info = _manifest_info(root)
+    info.update({"num_images": int(ok.size), "num_with_face": int(ok.sum())})
+    ids = np.array([f"{root.name}/{i}" for i in arr["index"][ok]])
+    heads = head_ids(arr["vertices"][ok])
+    ds = ShapeDataset(emb[ok].astype(np.float32), arr["vertices"][ok].astype(np.float32),
+                      heads + (np.int64(tag) << np.int64(32)), ids)
+    return ds, info
+
+
+def load_eval_data(root, limit: int | None = None):
+    """Held-out items of a synthetic data set (all images; those without a face are kept with NaN
+    rows and reported as failures).  Returns ``(EvalData, info)``."""
+    from digitaltwin_jax.regressor.evaluate import EvalData
+
+    root = Path(root)
+    arr = _read_shards(root, ("index", "vertices", "expression", "images"), limit)
+    if np.any(np.abs(arr["expression"]) > 0):
+        raise ValueError(f"{root} renders expressions; the evaluation needs neutral ground truth")
+    emb, lms = _cached_rows(root, arr["index"])
+    sizes = np.tile(np.array(arr["images"].shape[1:3], np.int64), (len(arr["index"]), 1))
+    info = _manifest_info(root)
+    info.update({"num_images": int(len(arr["index"])), "num_with_face": int(np.all(np.isfinite(emb), axis=1).sum())})
+    data = EvalData(arr["vertices"].astype(np.float32), emb.astype(np.float32), lms.astype(np.float32), sizes,
+                    np.array([f"{root.name}/{i}" for i in arr["index"]]))
+    return data, info
