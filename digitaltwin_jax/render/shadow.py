@@ -133,8 +133,9 @@ def shadow_visibility(smap: ShadowMap, points, *, bias: float = 1.0, radius: flo
       normals: optional ``(N, 3)`` unit normals; with ``normal_offset`` (in texels) the lookup point is
         pushed along the normal, the usual fix for acne on surfaces grazing the light.
       normal_offset: see ``normals``.
-      slope_bias: extra depth tolerance ``slope_bias * texel * tan(angle(n, l))`` (capped at 10 texels)
-        for surfaces grazing the light, whose depth changes fast across one texel; needs ``normals``.
+      slope_bias: extra depth tolerance ``(slope_bias + radius) * texel * tan(angle(n, l))`` (tan
+        capped at 10) for surfaces grazing the light, whose depth changes fast across the texels the
+        taps read; needs ``normals``.
 
     Returns:
       ``(N,) float32`` in [0, 1]; points outside the map are lit.
@@ -152,7 +153,7 @@ def shadow_visibility(smap: ShadowMap, points, *, bias: float = 1.0, radius: flo
     if normals is not None and slope_bias:
         cos = np.clip(-(np.asarray(normals, np.float32) @ smap.basis[2].astype(np.float32)), 0.1, 1.0)
         tan = np.sqrt(1.0 - cos * cos) / cos
-        zq = zq - np.float32(slope_bias / smap.scale) * np.minimum(tan, 10.0)
+        zq = zq - np.float32((slope_bias + max(radius, 0.0)) / smap.scale) * np.minimum(tan, 10.0)
 
     def lit_at(x, y):
         ix = np.floor(x).astype(np.int32)

@@ -303,6 +303,19 @@ def _cached_regions(geom):
     return _REGION_CACHE[key][1]
 
 
+def _coarse(geom: UVGeometry, reg, field, factor: int = 4):
+    """A smooth field evaluated on a ``factor`` times coarser UV grid (at chart-padded positions)
+    and bilinearly upsampled: ``field((M, 3) positions) -> (M,)``; returns ``(N,)`` at the texels."""
+    key = ("coarse", factor)
+    if key not in reg:
+        pos = _to_map(geom, geom.positions, pad=2 * factor)
+        lo = geom.size // factor
+        reg[key] = cv2.resize(pos, (lo, lo), interpolation=cv2.INTER_AREA).reshape(-1, 3)
+    lo = geom.size // factor
+    vals = field(reg[key]).reshape(lo, lo).astype(np.float32)
+    return cv2.resize(vals, (geom.size, geom.size), interpolation=cv2.INTER_LINEAR)[geom.mask]
+
+
 def _to_map(geom: UVGeometry, values, pad: int = 6):
     s = geom.size
     out = np.zeros((s, s) + values.shape[1:], np.float32)
@@ -333,12 +346,12 @@ def procedural_albedo(geom: UVGeometry, params: SkinParams) -> np.ndarray:
     skin = _tone_rgb(params.tone, params.undertone)
     col = np.broadcast_to(skin, (n, 3)).copy()
     # low-frequency brightness and hue variation
-    lf = _fbm(p, rng, 60.0)
+    lf = _coarse(geom, reg, lambda q: _fbm(q, rng, 60.0))
     col *= (1.0 + 0.05 * lf)[:, None]
-    hue = _noise(p, rng, 80.0)
+    hue = _coarse(geom, reg, lambda q: _noise(q, rng, 80.0))
     col *= (1.0 + 0.02 * hue[:, None] * np.array([1.0, -0.5, -1.0], np.float32))
     # hemoglobin: redness reduces green and blue
-    red = (params.redness * reg["red"] * (0.7 + 0.3 * _noise(p, rng, 15.0)))[:, None]
+    red = (params.redness * reg["red"] * (0.7 + 0.3 * _coarse(geom, reg, lambda q: _noise(q, rng, 15.0))))[:, None]
     col *= 1.0 - red * np.array([0.0, 0.22, 0.18], np.float32) * (1.0 - 0.5 * params.tone)
     # periorbital darkening
     col *= (1.0 - 0.12 * np.clip(reg["eyes"], 0, 1))[:, None]
@@ -356,18 +369,18 @@ def procedural_albedo(geom: UVGeometry, params: SkinParams) -> np.ndarray:
         col[sel] = col[sel] * (1 - a[:, None]) + a[:, None] * hair_lin
     # brows with strand noise
     sel = reg["brows"] > 0
-    strands = np.clip(0.95 + 0.3 * _noise(p[sel], rng, 1.2, stretch=(0.25, 1.0, 1.0)), 0, 1)
-    a = np.clip(reg["brows"][sel] * (0.6 + 0.4 * params.brow_density) * strands, 0, 1) * 0.95
+    strands = np.clip(0.92 + 0.12 * _noise(p[sel], rng, 1.0, stretch=(0.3, 1.0, 1.0)), 0.75, 1.0)
+    a = np.clip(reg["brows"][sel] * (0.75 + 0.25 * params.brow_density) * strands, 0, 1) * 0.95
     col[sel] = col[sel] * (1 - a[:, None]) + a[:, None] * hair_lin
     # scalp hair above a noisy hairline
     if params.hair:
         az = reg["azim"]
         # hairline elevation (deg) vs azimuth: high at the front, above the ears, low at the nape
         line = 24.0 + params.hairline - 14.0 * (1 - np.cos(az)) - 45.0 * np.clip(-np.cos(az), 0, 1) ** 1.5
-        line = line + 2.0 * _noise(p, rng, 30.0)
+        line = line + 2.0 * _coarse(geom, reg, lambda q: _noise(q, rng, 30.0))
         h = _smoothstep(line - 1.5, line + 2.5, reg["elev"]) * (1.0 - reg["ears"])
         sel = h > 0
-        tex = 1.0 + 0.2 * _noise(p[sel], rng, 1.5, stretch=(1.0, 0.3, 1.0))
+        tex = 1.0 + 0.1 * _noise(p[sel], rng, 1.5, stretch=(1.0, 0.3, 1.0))
         hc = hair_lin * tex[:, None]
         col[sel] = col[sel] * (1 - h[sel, None]) + h[sel, None] * hc
     # fine grain

@@ -135,9 +135,12 @@ class SceneRenderer:
       bank: :class:`~.albedo.AlbedoBank` in the model's UV layout.
       config: :class:`RenderConfig`.
       photos: optional :class:`~.backgrounds.PhotoBackgrounds`.
+      ambient_occlusion: optional ``(V,) float32`` precomputed :meth:`ambient_occlusion` (computed
+        here when None).
     """
 
-    def __init__(self, model, bank: AlbedoBank, config: RenderConfig = RenderConfig(), photos=None):
+    def __init__(self, model, bank: AlbedoBank, config: RenderConfig = RenderConfig(), photos=None,
+                 ambient_occlusion=None):
         self.model = model
         self.bank = bank
         self.config = config
@@ -148,7 +151,12 @@ class SceneRenderer:
         self.landmark_indices = np.asarray(model.landmark_indices)
         self.openings = eyes_mod.find_openings(model.vertices, model.faces, model.landmark_indices)
         self.lut = srgb_to_linear_lut()
-        self.ao = self._ambient_occlusion(np.asarray(model.vertices, np.float64))[: model.vertices.shape[0]]
+        if ambient_occlusion is None:
+            ambient_occlusion = self.ambient_occlusion()
+        ao = np.asarray(ambient_occlusion, np.float32)
+        if ao.shape != (model.vertices.shape[0],):
+            raise ValueError(f"ambient_occlusion must have shape ({model.vertices.shape[0]},), got {ao.shape}")
+        self.ao = ao
 
     # -- precomputation -------------------------------------------------------------------------
     def _assemble(self, v_head):
@@ -158,9 +166,11 @@ class SceneRenderer:
         mat = np.concatenate([np.zeros(len(self.faces), np.int8), ex.material])
         return v, f, mat, ex
 
-    def _ambient_occlusion(self, v_head):
-        """Per-vertex ambient occlusion of the mean head (cosine-weighted visibility over the
-        normal's hemisphere, from shadow maps in ``ao_directions`` directions)."""
+    def ambient_occlusion(self) -> np.ndarray:
+        """``(V,) float32`` per-vertex ambient occlusion of the mean head (cosine-weighted
+        visibility over the normal's hemisphere, from shadow maps in ``ao_directions`` directions;
+        the eye and mouth caps occlude too)."""
+        v_head = np.asarray(self.model.vertices, np.float64)
         v, f, mat, _ = self._assemble(v_head)
         n = vertex_normals(v, f).astype(np.float64)
         num = np.zeros(len(v))
@@ -175,7 +185,7 @@ class SceneRenderer:
             num[sel] += w[sel] * vis
             den[sel] += w[sel]
         ao = np.where(den > 0, num / np.maximum(den, 1e-12), 1.0)
-        return ao.astype(np.float32)
+        return ao[: len(v_head)].astype(np.float32)
 
     # -- rendering ------------------------------------------------------------------------------
     def render(self, scene) -> RenderResult:

@@ -23,7 +23,7 @@ import dataclasses
 
 import numpy as np
 
-from digitaltwin_jax.camera import frontal_rotation, intrinsics
+from digitaltwin_jax.camera import frontal_rotation
 from digitaltwin_jax.synth import lighting as lighting_mod
 from digitaltwin_jax.synth.backgrounds import BACKGROUND_KINDS, PROCEDURAL_KINDS, PROCEDURAL_WEIGHTS
 from digitaltwin_jax.synth.shapes import random_expression
@@ -224,7 +224,8 @@ def sample_scene(index: int, seed: int, config: SceneConfig, shape_source, model
     size = int(config.image_size)
     fov = float(rng.uniform(*cam.fov_deg))
     fs = 1.0 / (2.0 * np.tan(np.deg2rad(fov) / 2.0))
-    K = np.asarray(intrinsics((size, size), fs), np.float64)
+    f = fs * size  # digitaltwin_jax.camera.intrinsics((size, size), fs), in numpy
+    K = np.array([[f, 0.0, size / 2.0], [0.0, f, size / 2.0], [0.0, 0.0, 1.0]])
     frac = float(rng.uniform(*cam.face_width_fraction))
     lm = v[np.asarray(model.landmark_indices)].astype(np.float64)
     jaw = float(np.linalg.norm(lm[0] - lm[16]))

@@ -75,12 +75,16 @@ class GaussianIdentitySource:
     num_modes: int | None = None
     name: str = "gaussian"
 
+    def __post_init__(self):
+        b = np.asarray(self.model.identity_basis, np.float32)
+        self._basis = np.ascontiguousarray(b.reshape(b.shape[0], -1))  # (K, 3V), contiguous once
+
     def sample(self, rng: np.random.Generator) -> ShapeSample:
-        k_all = int(self.model.identity_basis.shape[0])
+        k_all = int(self._basis.shape[0])
         k = k_all if self.num_modes is None else int(self.num_modes)
         a = np.zeros(k_all, np.float32)
         a[:k] = rng.normal(0.0, self.sigma, size=k)
-        v = self.model.vertices + np.tensordot(a, self.model.identity_basis, axes=1)
+        v = self.model.vertices + (a @ self._basis).reshape(-1, 3)
         return ShapeSample(v.astype(np.float32), a, 0.0, -1, -1)
 
 
