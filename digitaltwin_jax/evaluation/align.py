@@ -140,7 +140,7 @@ class ICPConfig:
     tolerance: float = 1e-6
     max_correspondence_distance: float | None = None
     trim_fraction: float = 0.1
-    max_points: int | None = 20000
+    max_points: int | None = 10000
 
     def __post_init__(self):
         if self.method not in ("point_to_plane", "point_to_point"):

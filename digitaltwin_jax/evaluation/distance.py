@@ -303,7 +303,8 @@ class TriangleIndex:
       vertices: ``(V, 3) float64``; faces: ``(F, 3) int64``.
       tri: ``(16, F) float64`` per-triangle kernel rows (corner ``a``, edges ``b - a``, ``c - a``, their
         dot products and the reciprocal region denominators).
-      proxy_face: ``(P,) int64`` triangle of each proxy ball; proxy_center: ``(P, 3)`` its centre;
+      proxy_face: ``(P,) int64`` triangle of each proxy ball; proxy_center: ``(P, 3)`` its centre
+        (``proxy_center_t``: the same, ``(3, P)``);
         proxy_radius: ``(P,) float64`` its radius (the whole (sub-)triangle lies within it).
       proxy_radius_max: the largest proxy radius; proxies_per_face_max: most proxies of one face.
       tree: ``scipy.spatial.cKDTree`` over the proxy centres.
@@ -314,6 +315,7 @@ class TriangleIndex:
     tri: np.ndarray
     proxy_face: np.ndarray
     proxy_center: np.ndarray
+    proxy_center_t: np.ndarray
     proxy_radius: np.ndarray
     proxy_radius_max: float
     proxies_per_face_max: int
@@ -390,6 +392,7 @@ def build_triangle_index(
         tri=tri,
         proxy_face=proxy_face,
         proxy_center=centers,
+        proxy_center_t=np.ascontiguousarray(centers.T),
         proxy_radius=proxy_radius,
         proxy_radius_max=float(proxy_radius.max()),
         proxies_per_face_max=int(n.max()) ** 2,
@@ -449,10 +452,10 @@ def _best_of_knn(index: TriangleIndex, p, inv, q, k: int, workers: int):
     if k == 1:
         dk, ik = dk[:, None], ik[:, None]
     key = dk - index.proxy_radius[ik]  # (C, k): lower bound for every member, up to e
-    fc = index.proxy_face[ik]
     o = np.argsort(key, axis=1)
     key = np.take_along_axis(key, o, axis=1)
-    fc = np.take_along_axis(fc, o, axis=1)
+    ik = np.take_along_axis(ik, o, axis=1)
+    fc = index.proxy_face[ik]
     if index.proxies_per_face_max > 1:  # keep one entry per triangle (its smallest key)
         o = np.argsort(fc, axis=1, kind="stable")
         fsorted = np.take_along_axis(fc, o, axis=1)
@@ -467,16 +470,21 @@ def _best_of_knn(index: TriangleIndex, p, inv, q, k: int, workers: int):
     best_d2, best_s, best_t = _pair_eval(index.tri, pT, None, f0)
     best_f = f0.copy()
     if k > 1:
-        rows, cols = np.nonzero(key[inv, 1:] < (np.sqrt(best_d2) + e)[:, None])
+        dist = np.sqrt(best_d2)
+        rows, cols = np.nonzero(key[inv, 1:] < (dist + e)[:, None])
+        if rows.size:
+            # refine the cluster-level bound with the point's own distance to the proxy centre
+            prox = ik[inv[rows], cols + 1]
+            c = index.proxy_center_t.take(prox, axis=1)
+            dx = p[rows, 0] - c[0]
+            dy = p[rows, 1] - c[1]
+            dz = p[rows, 2] - c[2]
+            keep = np.sqrt(dx * dx + dy * dy + dz * dz) - index.proxy_radius[prox] < dist[rows]
+            rows, cols = rows[keep], cols[keep]
         if rows.size:
             f2 = fc[inv[rows], cols + 1]
             d2, s, t = _pair_eval(index.tri, pT, rows, f2)
-            # per-row minimum over the evaluated pairs (rows are sorted: row-major nonzero)
-            start = np.flatnonzero(np.concatenate([[True], rows[1:] != rows[:-1]]))
-            segmin = np.minimum.reduceat(d2, start)
-            cnt = np.diff(np.append(start, rows.size))
-            hit = np.flatnonzero(d2 == np.repeat(segmin, cnt))
-            first = hit[np.concatenate([[True], rows[hit][1:] != rows[hit][:-1]])]
+            first = _segment_argmin(d2, rows)  # rows are sorted (row-major nonzero)
             r = rows[first]
             better = d2[first] < best_d2[r]
             r, first = r[better], first[better]
@@ -491,6 +499,38 @@ def _best_of_knn(index: TriangleIndex, p, inv, q, k: int, workers: int):
     return best_d2, best_f, best_s, best_t, lower
 
 
+def _segment_argmin(d2: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Index of the first minimum of ``d2`` within each run of equal, sorted ``rows``."""
+    start = np.flatnonzero(np.concatenate([[True], rows[1:] != rows[:-1]]))
+    segmin = np.minimum.reduceat(d2, start)
+    cnt = np.diff(np.append(start, rows.size))
+    hit = np.flatnonzero(d2 == np.repeat(segmin, cnt))
+    return hit[np.concatenate([[True], rows[hit][1:] != rows[hit][:-1]])]
+
+
+def _ball_refine(index: TriangleIndex, p, todo, best_d2, best_f, best_s, best_t, workers: int) -> None:
+    """Exact completion for uncertified points (in place): every triangle closer than the current
+    best has a proxy within ``best + r_max`` of the point, so one ball query per point finds them."""
+    radius = np.sqrt(best_d2[todo]) * (1 + 1e-12) + index.proxy_radius_max + 1e-12
+    lists = index.tree.query_ball_point(p[todo], radius, workers=workers, return_sorted=False)
+    counts = np.fromiter((len(x) for x in lists), dtype=np.int64, count=todo.size)
+    prox = np.concatenate([np.asarray(x, dtype=np.int64) for x in lists]) if counts.sum() else np.zeros(0, np.int64)
+    nf = index.num_faces
+    key = np.unique(np.repeat(np.arange(todo.size, dtype=np.int64), counts) * nf + index.proxy_face[prox])
+    rows, faces = key // nf, key % nf
+    if rows.size == 0:
+        return
+    d2, s, t = _pair_eval(index.tri, np.ascontiguousarray(p[todo].T), rows, faces)
+    first = _segment_argmin(d2, rows)
+    r = todo[rows[first]]
+    better = d2[first] < best_d2[r]
+    r, first = r[better], first[better]
+    best_d2[r] = d2[first]
+    best_f[r] = faces[first]
+    best_s[r] = s[first]
+    best_t[r] = t[first]
+
+
 def closest_points(
     points, mesh, faces=None, *, k: int = 16, cluster: float | None = 0.5, workers: int = -1
 ) -> ClosestPoints:
@@ -502,7 +542,8 @@ def closest_points(
         vertices, in which case ``faces`` must be given.
       faces: ``(F, 3) int`` when ``mesh`` is a vertex array.
       k: proxies fetched per KD-tree query in the first pass.  Speed only: the result is exact for
-        any k (uncertified points are re-queried alone with 3x more proxies until certified).
+        any k (uncertified points are re-queried alone with 3x more proxies while there are many,
+        then completed by one ball query of radius ``best + r_max`` each).
       cluster: query points are grouped into grid cells of ``cluster * proxy_radius_max`` that share
         one KD-tree query (a large saving when points outnumber triangles); None queries every point
         separately.  Speed only.
@@ -536,7 +577,7 @@ def closest_points(
         inv, q = _clusters(p, cluster * index.proxy_radius_max)
     best_d2, best_f, best_s, best_t, lower = _best_of_knn(index, p, inv, q, k, workers)
     todo = np.flatnonzero(np.sqrt(best_d2) > lower)
-    while todo.size:  # alone from now on (no cluster offset), with more proxies each round
+    while todo.size > 512 and k < nproxy:  # many left: another vectorised pass, alone, more proxies
         k = min(3 * k, nproxy)
         pt = p[todo]
         d2, fi, s, t, lo = _best_of_knn(index, pt, np.arange(todo.size), pt, k, workers)
@@ -544,6 +585,8 @@ def closest_points(
         upd = todo[better]
         best_d2[upd], best_f[upd], best_s[upd], best_t[upd] = d2[better], fi[better], s[better], t[better]
         todo = todo[np.sqrt(best_d2[todo]) > lo]
+    if todo.size:  # the few left: one exact ball query each
+        _ball_refine(index, p, todo, best_d2, best_f, best_s, best_t, workers)
 
     g = index.tri[:, best_f]
     closest = (g[0:3] + best_s * g[3:6] + best_t * g[6:9]).T
