@@ -12,13 +12,16 @@ Method (all numpy float64, exact up to rounding):
   needed; the per-triangle products ``|ab|^2, ab.ac, |ac|^2`` are precomputed once.
 * **Pruning** -- every triangle is covered by one or more *proxy balls*: its centroid with the
   centroid-to-corner radius; triangles much larger than typical are split (midpoint subdivision,
-  index only) into ``n^2`` congruent sub-triangles so that no proxy radius exceeds ``r_max``.  A
-  ``scipy.spatial.cKDTree`` over the proxy centres gives, per query point, the ``k`` nearest proxies;
-  their triangles are evaluated exactly.  A triangle none of whose proxies is among those ``k`` lies
-  at least ``dist_k - r_max`` away (``dist_k`` = distance to the k-th proxy), so a point whose best
-  exact candidate distance is ``<= dist_k - r_max`` is certified.  The rest are re-queried with a
-  ball of radius ``best + r_max``, which by the same bound contains a proxy of every triangle that
-  could be closer.  The result is therefore the exact minimum over all triangles.
+  index only) into ``n^2`` congruent sub-triangles so that no proxy radius exceeds ``r_max``.  Query
+  points are grouped into small grid cells; a ``scipy.spatial.cKDTree`` over the proxy centres gives
+  the ``k`` proxies nearest to each cell's centre ``q``.  For a point ``p`` of that cell
+  (``e = |p - q|``), the triangle of the candidate with the smallest bound is evaluated exactly; the
+  others only if their lower bound ``|p - c| - r`` is below that distance.  A triangle none of whose
+  proxies is among the ``k`` lies at least ``d_k - e - r_max`` from ``p`` (``d_k``: distance from
+  ``q`` to the k-th proxy), so a point whose best distance does not exceed that is *certified*.
+  Uncertified points are re-queried alone with more proxies, and the last few with a ball of radius
+  ``best + r_max``, which contains a proxy of every triangle that could be closer.  The result is
+  therefore the minimum over all triangles, exact up to rounding (agrees with libigl to ~1e-10).
 
 Arrays: ``points (N, 3)``, ``vertices (V, 3)``, ``faces (F, 3)`` integer; returned distances in the
 units of the input (mm throughout the package), float64.

@@ -96,6 +96,8 @@ def crop_mesh(vertices, faces, center, radius: float) -> tuple[np.ndarray, np.nd
     f = np.asarray(faces)
     if f.ndim != 2 or f.shape[1] != 3 or f.dtype.kind not in "iu":
         raise ValueError(f"faces must be an integer array of shape (F, 3), got {f.dtype} {f.shape}")
+    if f.size and (f.min() < 0 or f.max() >= v.shape[0]):
+        raise ValueError(f"faces index vertices out of range [0, {v.shape[0]})")
     c = _point3(center, "center")
     if not (np.isfinite(radius) and radius > 0):
         raise ValueError(f"radius must be a positive finite number, got {radius}")
