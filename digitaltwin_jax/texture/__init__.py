@@ -1,6 +1,29 @@
 """Texture pipeline (paper section 3.5): projection of the photo into UV space with visibility and
 confidence, a texture bank for unseen areas, Poisson blending (Perez 2003) and seam handling."""
+from digitaltwin_jax.texture.bank import (
+    BankEntry,
+    TextureBank,
+    add_photo_entry,
+    default_texture_bank,
+    embed_entries,
+    load_bank,
+    save_bank,
+)
+from digitaltwin_jax.texture.pipeline import (
+    TextureConfig,
+    TextureResult,
+    build_texture,
+    write_confidence,
+    write_texture,
+)
 from digitaltwin_jax.texture.poisson import PoissonConfig, poisson_blend
+from digitaltwin_jax.texture.procedural import (
+    SkinLayout,
+    SkinParams,
+    bake_procedural,
+    skin_base_color,
+    skin_layout,
+)
 from digitaltwin_jax.texture.projection import (
     ProjectedTexture,
     ProjectionConfig,
@@ -11,6 +34,23 @@ from digitaltwin_jax.texture.seams import dilate_texture, seam_pairs
 from digitaltwin_jax.texture.uv import UVSampling, scatter_texels, texel_interpolate, uv_sampling
 
 __all__ = [
+    "BankEntry",
+    "TextureBank",
+    "add_photo_entry",
+    "default_texture_bank",
+    "embed_entries",
+    "load_bank",
+    "save_bank",
+    "TextureConfig",
+    "TextureResult",
+    "build_texture",
+    "write_confidence",
+    "write_texture",
+    "SkinLayout",
+    "SkinParams",
+    "bake_procedural",
+    "skin_base_color",
+    "skin_layout",
     "PoissonConfig",
     "poisson_blend",
     "ProjectedTexture",
