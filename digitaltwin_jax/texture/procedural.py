@@ -148,10 +148,11 @@ def _segment_distance(p, a, b):
     return np.linalg.norm(p - (a + t[:, None] * ab), axis=1), t
 
 
-def _near_box(pos, pts, margin, z_below):
-    """Points within the bounding box of ``pts`` grown by ``margin`` (and ``z_below`` behind)."""
-    lo = pts.min(axis=0) - np.array([margin, margin, z_below])
-    hi = pts.max(axis=0) + margin
+def _near_box(pos, pts, margin, z_depth):
+    """Points within the bounding box of ``pts`` grown by ``margin`` in x, y and ``z_depth`` in z."""
+    grow = np.array([margin, margin, z_depth])
+    lo = pts.min(axis=0) - grow
+    hi = pts.max(axis=0) + grow
     return np.flatnonzero(np.all((pos >= lo) & (pos <= hi), axis=1))
 
 
@@ -163,7 +164,7 @@ def _region_weights(pos, layout: SkinLayout):
         from matplotlib.path import Path
 
         poly = np.asarray(layout.lip_polygon, np.float64)
-        near = _near_box(pos, poly, 4.0, z_below=12.0)
+        near = _near_box(pos, poly, 4.0, z_depth=12.0)
         p = pos[near]
         inside = Path(poly[:, :2]).contains_points(p[:, :2])
         d = np.full(len(p), np.inf)
@@ -176,7 +177,7 @@ def _region_weights(pos, layout: SkinLayout):
         for side in layout.brows:
             side = np.asarray(side, np.float64) - np.array([0.0, 2.0, 0.0])
             inner_first = side if abs(side[0, 0]) < abs(side[-1, 0]) else side[::-1]
-            near = _near_box(pos, inner_first, 8.0, z_below=15.0)
+            near = _near_box(pos, inner_first, 8.0, z_depth=15.0)
             p = pos[near]
             ws = np.zeros(len(p))
             for k in range(len(inner_first) - 1):
