@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import os
 import platform
 import shutil
 import tempfile
@@ -108,7 +109,8 @@ class Stages:
       shape: ``(image, face, embedding, model) -> (V,3) mm or None``; None means "fit identity
         coefficients to the landmarks" inside the Gauss-Newton solve.
       fit: ``(model, landmarks_2d, image_size, shape) -> FitResult``.
-      texture: ``(image, fit_result, model, embedding, size, seed) -> (texture uint8, confidence)``.
+      texture: ``(image, face, fit_result, model, embedding, size, seed) -> (texture (S,S,3) uint8,
+        confidence (S,S) float, info dict)``.
     """
 
     detect: Callable
@@ -128,11 +130,16 @@ def _default_fit(model, landmarks_2d, image_size, shape):
     return fit(model, landmarks_2d, image_size, shape=shape, config=FitConfig(fit_identity=shape is None))
 
 
-def _default_texture(image, fit_result, model, embedding, size, seed):
-    from digitaltwin_jax.texture import make_texture
+def _default_texture(image, face, fit_result, model, embedding, size, seed):
+    from digitaltwin_jax.texture.face_region import face_region_mask
+    from digitaltwin_jax.texture.pipeline import TextureConfig, build_texture
 
-    return make_texture(image, fit_result.vertices_camera, fit_result.K, model, embedding=embedding,
-                        size=size, seed=seed)
+    # only the face oval of the photo is projected; hair, collar and background are not skin
+    region = face_region_mask(face.landmarks, image.shape[:2])
+    res = build_texture(image, fit_result.vertices_camera, fit_result.intrinsics, model, embedding=embedding,
+                        config=TextureConfig(size=size), image_mask=region)
+    tex8 = (np.clip(res.diffuse, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return tex8, res.confidence, {"bank_index": int(res.bank_index), "bank_rule": res.bank_rule}
 
 
 def _shape_source(name: str):
@@ -209,31 +216,47 @@ def reconstruct(image, *, config: AvatarConfig = AvatarConfig(), stages: Stages 
     for name in ("vertices", "vertices_camera"):
         if not np.all(np.isfinite(np.asarray(getattr(res, name)))):
             raise FitError(f"the fit produced non-finite {name}")
+    if not bool(np.all(res.success)):
+        raise FitError("the Gauss-Newton fit did not produce a finite solution")
 
     t = time.perf_counter()
-    texture, confidence = stages.texture(image, res, model, embedding, config.texture_size, config.seed)
+    texture, confidence, tex_info = stages.texture(image, face, res, model, embedding, config.texture_size, config.seed)
     timings["texture"] = time.perf_counter() - t
 
-    beta = np.asarray(res.expression_weights, dtype=np.float32)
+    from digitaltwin_jax.geometry.rotations import quaternion_to_matrix
+
+    beta = np.asarray(res.params.beta, dtype=np.float32)
     basis = np.asarray(model.expression_basis, dtype=np.float32)
     verts = np.asarray(res.vertices, dtype=np.float32)
     neutral = verts - np.tensordot(beta, basis, axes=1)
-    lm3d = verts[np.asarray(model.landmark_indices)]
-    errors = np.asarray(res.landmark_errors_px, dtype=np.float32)
+    # fitted 3D landmarks: the final samples (jaw points at their slid silhouette positions)
+    idx, w = np.asarray(res.landmark_indices), np.asarray(res.landmark_weights, dtype=np.float32)
+    lm3d = np.einsum("lk,lkc->lc", w, verts[idx])
+    errors = np.asarray(res.reprojection_errors, dtype=np.float32)
     return Avatar(
         vertices=verts, neutral_vertices=neutral.astype(np.float32), faces=np.asarray(model.faces),
         uvs=np.asarray(model.uvs), uv_faces=np.asarray(model.uv_faces),
         expression_names=tuple(model.expression_names), expression_weights=beta, expression_basis=basis,
         texture=np.asarray(texture), texture_confidence=np.asarray(confidence, dtype=np.float32),
-        K=np.asarray(res.K, dtype=np.float64), rotation=np.asarray(res.rotation, dtype=np.float64),
-        translation=np.asarray(res.translation, dtype=np.float64),
+        K=np.asarray(res.intrinsics, dtype=np.float64),
+        rotation=np.asarray(quaternion_to_matrix(np.asarray(res.params.q, dtype=np.float64)), dtype=np.float64),
+        translation=np.asarray(res.params.t, dtype=np.float64),
         landmarks_2d=np.asarray(face.landmarks, dtype=np.float32), landmarks_3d=lm3d, landmark_errors_px=errors,
         image_size=tuple(int(s) for s in image.shape[:2]), timings=timings,
         info={"face_box": [float(x) for x in face.box], "faces_found": len(faces), "resolution": model.resolution,
               "shape_source": getattr(stages.shape, "name", getattr(stages.shape, "__name__", "custom")),
-              "energy_per_iteration": [float(e) for e in np.asarray(getattr(res, "energies", []))],
-              "focal_scale": float(np.asarray(getattr(res, "focal_scale", np.nan)))},
+              "energy_per_iteration": [float(e) for e in np.asarray(res.energy)],
+              "energy_terms": {k: float(v) for k, v in res.energy_terms.items()},
+              "focal_scale": float(np.asarray(res.params.f_s)),
+              "identity_coeffs": np.asarray(res.params.alpha, dtype=float).tolist(),
+              "texture": tex_info},
     )
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _png_bytes(image: np.ndarray) -> bytes:
@@ -262,9 +285,8 @@ def preview_image(avatar: Avatar, photo: np.ndarray, size: int = 512) -> np.ndar
                             uv_faces=avatar.uv_faces, texture=tex)
     h, w = avatar.image_size
     photo_f = photo.astype(np.float32) / 255.0
-    overlay = render_mesh(avatar.vertices_camera, avatar.faces, avatar.K, (h, w), background=photo_f)
-    mask = np.any(np.abs(overlay - photo_f) > 1e-6, axis=2, keepdims=True)
-    blend = np.where(mask, 0.55 * overlay + 0.45 * photo_f, photo_f)
+    overlay, mask = render_mesh(avatar.vertices_camera, avatar.faces, avatar.K, (h, w), background=photo_f)
+    blend = np.where(np.asarray(mask, bool)[..., None], 0.55 * overlay + 0.45 * photo_f, photo_f)
     to8 = lambda a: (np.clip(a, 0, 1) * 255 + 0.5).astype(np.uint8)  # noqa: E731
     panels = [fit_panel(photo)] + [to8(v) for v in views] + [fit_panel(to8(blend))]
     return np.concatenate(panels, axis=1)
@@ -316,6 +338,7 @@ def write_avatar(avatar: Avatar, outdir, *, photo: np.ndarray | None = None, pho
         raise FileExistsError(f"{outdir} exists; pass overwrite=True (CLI: --overwrite) to replace it")
     outdir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
+    tmp.chmod(0o777 & ~_umask())  # mkdtemp makes 0700; the output folder gets normal permissions
     try:
         t = time.perf_counter()
         tex_png = _png_bytes(avatar.texture)
