@@ -7,6 +7,7 @@ the camera is OpenCV's (``K`` as in :mod:`digitaltwin_jax.camera`, x right, y do
 """
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from digitaltwin_jax.render.rasterize import rasterize
@@ -102,14 +103,16 @@ def render_mesh(
     pts[:, 2] = v[:, 2]
     frags = rasterize(pts, faces, h * s, w * s, perspective=True, cull_backfaces=cull_backfaces)
 
-    m = frags.face_id >= 0
-    color = np.zeros((h * s, w * s, 3), np.float32)
-    if m.any():
-        fid = frags.face_id[m]
-        b = frags.bary[m]
+    H, W = h * s, w * s
+    idx = np.flatnonzero(frags.face_id.ravel() >= 0)
+    color = np.zeros((H * W, 3), np.float32)
+    if idx.size:
+        fid = frags.face_id.ravel()[idx]
+        b = frags.bary.reshape(-1, 3)[idx]
         normals = vertex_normals(v, faces)
-        n = np.einsum("nk,nkc->nc", b, normals[faces[fid]])
-        p = np.einsum("nk,nkc->nc", b, v[faces[fid]].astype(np.float32))
+        corners = faces[fid]
+        n = _interp(b, normals, corners)
+        p = _interp(b, v.astype(np.float32), corners)
         view = -p / np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12)
         n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
         if two_sided:
@@ -118,14 +121,23 @@ def render_mesh(
         shade = albedo * (ambient + diffuse * lambert(n, light_dir))[:, None]
         if specular > 0:
             shade += specular * blinn_phong(n, light_dir, view, shininess)[:, None]
-        color[m] = np.clip(shade, 0.0, 1.0)
-    cover = m.astype(np.float32)
-    if s > 1:
-        color = color.reshape(h, s, w, s, 3).mean(axis=(1, 3))
-        cover = cover.reshape(h, s, w, s).mean(axis=(1, 3))
+        color[idx] = np.clip(shade, 0.0, 1.0)
+    color = color.reshape(H, W, 3)
+    cover = (frags.face_id >= 0).astype(np.float32)
+    if s > 1:  # exact box filter for an integer factor
+        color = cv2.resize(color, (w, h), interpolation=cv2.INTER_AREA)
+        cover = cv2.resize(cover, (w, h), interpolation=cv2.INTER_AREA)
     image = color + (1.0 - cover)[..., None] * _background(background, h, w)
     out = (image.astype(np.float32), cover)
     return out + (frags,) if return_fragments else out
+
+
+def _interp(b, values, corners):
+    """``sum_k b[:, k] * values[corners[:, k]]`` for ``(N, 3)`` barycentrics and corner indices."""
+    out = values[corners[:, 0]] * b[:, 0:1]
+    out += values[corners[:, 1]] * b[:, 1:2]
+    out += values[corners[:, 2]] * b[:, 2:3]
+    return out
 
 
 def _albedo(fid, b, faces, nv, uvs, uv_faces, texture, vertex_colors):
@@ -140,7 +152,7 @@ def _albedo(fid, b, faces, nv, uvs, uv_faces, texture, vertex_colors):
         uv_faces = np.asarray(uv_faces)
         if uv_faces.shape != faces.shape:
             raise ValueError(f"uv_faces must have the shape of faces {faces.shape}, got {uv_faces.shape}")
-        uv = np.einsum("nk,nkc->nc", b, uvs[uv_faces[fid]])
+        uv = _interp(b, uvs, uv_faces[fid])
         tex = sample_texture(texture, uv)
         if tex.ndim == 1:
             tex = np.repeat(tex[:, None], 3, axis=1)
@@ -149,7 +161,7 @@ def _albedo(fid, b, faces, nv, uvs, uv_faces, texture, vertex_colors):
         vc = np.asarray(vertex_colors, np.float32)
         if vc.shape != (nv, 3):
             raise ValueError(f"vertex_colors must have shape ({nv}, 3), got {vc.shape}")
-        return np.einsum("nk,nkc->nc", b, vc[faces[fid]])
+        return _interp(b, vc, faces[fid])
     return np.full((fid.size, 3), 0.8, np.float32)
 
 

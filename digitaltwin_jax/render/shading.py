@@ -90,24 +90,24 @@ def bilinear(image, x, y) -> np.ndarray:
     index, ``y`` = row index, pixel centres at integers), clamped to the border; float32 result."""
     img = np.asarray(image)
     h, w = img.shape[:2]
+    flat = img.reshape(h * w, -1)
     x = np.clip(np.asarray(x, np.float32), 0.0, w - 1.0)
     y = np.clip(np.asarray(y, np.float32), 0.0, h - 1.0)
-    x0 = np.minimum(x.astype(np.int32), w - 2) if w > 1 else np.zeros(x.shape, np.int32)
-    y0 = np.minimum(y.astype(np.int32), h - 2) if h > 1 else np.zeros(y.shape, np.int32)
-    fx = x - x0
-    fy = y - y0
-    x1 = np.minimum(x0 + 1, w - 1)
-    y1 = np.minimum(y0 + 1, h - 1)
-    if img.ndim == 3:
-        fx = fx[..., None]
-        fy = fy[..., None]
-    a = img[y0, x0].astype(np.float32)
-    b = img[y0, x1].astype(np.float32)
-    c = img[y1, x0].astype(np.float32)
-    d = img[y1, x1].astype(np.float32)
+    x0 = np.minimum(x.astype(np.int32), max(w - 2, 0))
+    y0 = np.minimum(y.astype(np.int32), max(h - 2, 0))
+    fx = (x - x0)[..., None]
+    fy = (y - y0)[..., None]
+    dx = 1 if w > 1 else 0
+    dy = w if h > 1 else 0
+    i00 = y0 * w + x0
+    a = flat[i00].astype(np.float32)
+    b = flat[i00 + dx].astype(np.float32)
+    c = flat[i00 + dy].astype(np.float32)
+    d = flat[i00 + dy + dx].astype(np.float32)
     top = a + (b - a) * fx
     bot = c + (d - c) * fx
-    return top + (bot - top) * fy
+    out = top + (bot - top) * fy
+    return out[..., 0] if img.ndim == 2 else out
 
 
 def _unit(v):
