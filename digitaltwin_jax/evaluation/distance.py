@@ -29,6 +29,7 @@ units of the input (mm throughout the package), float64.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -516,10 +517,20 @@ def _ball_refine(index: TriangleIndex, p, todo, best_d2, best_f, best_s, best_t,
     best has a proxy within ``best + r_max`` of the point, so one ball query per point finds them."""
     radius = np.sqrt(best_d2[todo]) * (1 + 1e-12) + index.proxy_radius_max + 1e-12
     lists = index.tree.query_ball_point(p[todo], radius, workers=workers, return_sorted=False)
-    counts = np.fromiter((len(x) for x in lists), dtype=np.int64, count=todo.size)
-    prox = np.concatenate([np.asarray(x, dtype=np.int64) for x in lists]) if counts.sum() else np.zeros(0, np.int64)
+    counts = np.fromiter(map(len, lists), dtype=np.int64, count=todo.size)
+    prox = np.fromiter(itertools.chain.from_iterable(lists), dtype=np.int64, count=int(counts.sum()))
+    rows = np.repeat(np.arange(todo.size, dtype=np.int64), counts)
+    # the ball used r_max; most proxies are smaller: keep those whose own bound can still win
+    pt = p[todo]
+    c = index.proxy_center_t.take(prox, axis=1)
+    dx = pt[rows, 0] - c[0]
+    dy = pt[rows, 1] - c[1]
+    dz = pt[rows, 2] - c[2]
+    keep = np.sqrt(dx * dx + dy * dy + dz * dz) - index.proxy_radius[prox] < np.sqrt(best_d2[todo])[rows]
     nf = index.num_faces
-    key = np.unique(np.repeat(np.arange(todo.size, dtype=np.int64), counts) * nf + index.proxy_face[prox])
+    key = rows[keep] * nf + index.proxy_face[prox[keep]]
+    key.sort()
+    key = key[np.concatenate([[True], key[1:] != key[:-1]])] if key.size else key
     rows, faces = key // nf, key % nf
     if rows.size == 0:
         return
@@ -545,8 +556,8 @@ def closest_points(
         vertices, in which case ``faces`` must be given.
       faces: ``(F, 3) int`` when ``mesh`` is a vertex array.
       k: proxies fetched per KD-tree query in the first pass.  Speed only: the result is exact for
-        any k (uncertified points are re-queried alone with 3x more proxies while there are many,
-        then completed by one ball query of radius ``best + r_max`` each).
+        any k (if most points are left uncertified they are re-queried alone with 4x more proxies;
+        the rest are completed by one ball query of radius ``best + r_max`` each).
       cluster: query points are grouped into grid cells of ``cluster * proxy_radius_max`` that share
         one KD-tree query (a large saving when points outnumber triangles); None queries every point
         separately.  Speed only.
@@ -580,15 +591,15 @@ def closest_points(
         inv, q = _clusters(p, cluster * index.proxy_radius_max)
     best_d2, best_f, best_s, best_t, lower = _best_of_knn(index, p, inv, q, k, workers)
     todo = np.flatnonzero(np.sqrt(best_d2) > lower)
-    while todo.size > 512 and k < nproxy:  # many left: another vectorised pass, alone, more proxies
-        k = min(3 * k, nproxy)
+    if todo.size > max(512, n // 4) and k < nproxy:  # k was too small: one more vectorised pass
+        k = min(4 * k, nproxy)
         pt = p[todo]
         d2, fi, s, t, lo = _best_of_knn(index, pt, np.arange(todo.size), pt, k, workers)
         better = d2 < best_d2[todo]
         upd = todo[better]
         best_d2[upd], best_f[upd], best_s[upd], best_t[upd] = d2[better], fi[better], s[better], t[better]
         todo = todo[np.sqrt(best_d2[todo]) > lo]
-    if todo.size:  # the few left: one exact ball query each
+    if todo.size:  # the rest (typically points far from the surface): one exact ball query each
         _ball_refine(index, p, todo, best_d2, best_f, best_s, best_t, workers)
 
     g = index.tri[:, best_f]
