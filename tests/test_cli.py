@@ -71,3 +71,28 @@ def test_module_entry_point_reports_exit_code(tmp_path):
     assert r.returncode == cli.EXIT_UNREADABLE, r.stderr
     assert "broken.jpg" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_batch_skips_failures_and_resumes(tmp_path, monkeypatch, capsys):
+    import json
+    import shutil
+
+    monkeypatch.setenv("DIGITALTWIN_CACHE_DIR", str(tmp_path / "cache"))
+    src = tmp_path / "photos"
+    src.mkdir()
+    shutil.copy(EXAMPLE, src / "a.png")
+    (src / "b.jpg").write_bytes(b"not a jpeg")
+    out = tmp_path / "out"
+    args = ["avatar", "--batch", str(src), "-o", str(out), "--texture-size", "64"]
+    assert cli.main(args) == cli.EXIT_BATCH_PARTIAL
+    report = json.loads((out / "batch_report.json").read_text())
+    assert report["done"] == 1 and list(report["failed"]) == ["b.jpg"]
+    assert report["failed"]["b.jpg"]["exit_code"] == cli.EXIT_UNREADABLE
+    assert (out / "a" / "report.json").exists() and not (out / "b").exists()
+    stamp = (out / "a" / "report.json").stat().st_mtime_ns
+    # resume: the finished photo is not redone, the broken one is retried and fails again
+    assert cli.main(args) == cli.EXIT_BATCH_PARTIAL
+    report = json.loads((out / "batch_report.json").read_text())
+    assert report["done"] == 0 and report["skipped_already_finished"] == 1
+    assert (out / "a" / "report.json").stat().st_mtime_ns == stamp
+    assert any((tmp_path / "cache").iterdir())  # the persistent compilation cache was written
