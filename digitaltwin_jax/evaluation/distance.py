@@ -546,7 +546,7 @@ def _ball_refine(index: TriangleIndex, p, todo, best_d2, best_f, best_s, best_t,
 
 
 def closest_points(
-    points, mesh, faces=None, *, k: int = 16, cluster: float | None = 0.5, workers: int = -1
+    points, mesh, faces=None, *, k: int = 24, cluster: float | None = 0.5, workers: int = -1
 ) -> ClosestPoints:
     """Exact closest points on a triangle mesh (vertex, edge and face regions).
 
