@@ -134,9 +134,9 @@ def render_mesh(
 
 def _interp(b, values, corners):
     """``sum_k b[:, k] * values[corners[:, k]]`` for ``(N, 3)`` barycentrics and corner indices."""
-    out = values[corners[:, 0]] * b[:, 0:1]
-    out += values[corners[:, 1]] * b[:, 1:2]
-    out += values[corners[:, 2]] * b[:, 2:3]
+    out = np.take(values, corners[:, 0], axis=0) * b[:, 0:1]
+    out += np.take(values, corners[:, 1], axis=0) * b[:, 1:2]
+    out += np.take(values, corners[:, 2], axis=0) * b[:, 2:3]
     return out
 
 

@@ -100,13 +100,20 @@ def bilinear(image, x, y) -> np.ndarray:
     dx = 1 if w > 1 else 0
     dy = w if h > 1 else 0
     i00 = y0 * w + x0
-    a = flat[i00].astype(np.float32)
-    b = flat[i00 + dx].astype(np.float32)
-    c = flat[i00 + dy].astype(np.float32)
-    d = flat[i00 + dy + dx].astype(np.float32)
-    top = a + (b - a) * fx
-    bot = c + (d - c) * fx
-    out = top + (bot - top) * fy
+    a = np.take(flat, i00, axis=0).astype(np.float32, copy=False)
+    b = np.take(flat, i00 + dx, axis=0).astype(np.float32, copy=False)
+    c = np.take(flat, i00 + dy, axis=0).astype(np.float32, copy=False)
+    d = np.take(flat, i00 + dy + dx, axis=0).astype(np.float32, copy=False)
+    b -= a
+    b *= fx
+    a += b  # top row
+    d -= c
+    d *= fx
+    c += d  # bottom row
+    c -= a
+    c *= fy
+    a += c
+    out = a
     return out[..., 0] if img.ndim == 2 else out
 
 

@@ -83,9 +83,9 @@ def texel_interpolate(sampling: UVSampling, attributes, faces) -> np.ndarray:
         a = a[:, None]
     corners = np.asarray(faces)[sampling.face]  # (N, 3)
     b = sampling.bary
-    out = a[corners[:, 0]] * b[:, 0:1]
-    out += a[corners[:, 1]] * b[:, 1:2]
-    out += a[corners[:, 2]] * b[:, 2:3]
+    out = np.take(a, corners[:, 0], axis=0) * b[:, 0:1]
+    out += np.take(a, corners[:, 1], axis=0) * b[:, 1:2]
+    out += np.take(a, corners[:, 2], axis=0) * b[:, 2:3]
     return out[:, 0] if squeeze else out
 
 
