@@ -235,8 +235,12 @@ def _triangle_rows(a: np.ndarray, ab: np.ndarray, ac: np.ndarray) -> np.ndarray:
     abac = _dot(ab, ac)
     acac = _sq(ac)
     tri[9], tri[10], tri[11] = abab, abac, acac
+    cx = ab[:, 1] * ac[:, 2] - ab[:, 2] * ac[:, 1]
+    cy = ab[:, 2] * ac[:, 0] - ab[:, 0] * ac[:, 2]
+    cz = ab[:, 0] * ac[:, 1] - ab[:, 1] * ac[:, 0]
     with np.errstate(divide="ignore"):
-        tri[12] = 1.0 / (abab * acac - abac * abac)
+        # |ab x ac|^2 (= |ab|^2 |ac|^2 - (ab.ac)^2 without its cancellation on thin triangles)
+        tri[12] = 1.0 / (cx * cx + cy * cy + cz * cz)
         tri[13] = 1.0 / abab
         tri[14] = 1.0 / acac
         tri[15] = 1.0 / (abab - 2.0 * abac + acac)

@@ -53,7 +53,8 @@ def closest_point_on_triangle(p, a, b, c):
     va = d3 * d6 - d5 * d4
     # denominators: va + vb + vc = |ab x ac|^2, d1 - d3 = |ab|^2, d2 - d6 = |ac|^2,
     # (d4 - d3) + (d5 - d6) = |bc|^2 -- constants of the triangle, all > 0 if non-degenerate
-    area2 = abab * acac - abac * abac
+    n = jnp.cross(ab, ac)
+    area2 = n @ n  # = abab * acac - abac^2, without its cancellation on thin triangles
     bcbc = abab - 2.0 * abac + acac
     s = vb / area2
     t = vc / area2

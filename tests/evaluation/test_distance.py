@@ -174,3 +174,21 @@ def test_face_normals_unit_and_outward(em):
     n = D.face_normals(v, f)
     np.testing.assert_allclose(np.linalg.norm(n, axis=1), 1.0)
     assert ((n * v[f].mean(1)).sum(1) > 0).all()
+
+
+def test_thin_triangles_match_brute_force(em):
+    # slivers (height / length ~ 1e-4) are valid, not degenerate, and must stay exact
+    rng = np.random.default_rng(11)
+    n = 200
+    a = rng.uniform(-10, 10, size=(n, 3))
+    d = rng.normal(size=(n, 3))
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    perp = np.cross(d, rng.normal(size=(n, 3)))
+    perp /= np.linalg.norm(perp, axis=1, keepdims=True)
+    b = a + 5.0 * d
+    c = a + 2.0 * d + 5e-4 * perp
+    v = np.concatenate([a, b, c])
+    f = np.stack([np.arange(n), np.arange(n) + n, np.arange(n) + 2 * n], 1)
+    assert not D.degenerate_faces(v, f).any()
+    pts = rng.uniform(-12, 12, size=(300, 3))
+    _check_closest(D.closest_points(pts, v, f), pts, v, f, em.brute_force_distance(pts, v, f))
