@@ -125,6 +125,17 @@ def project_texture(image, vertices_cam, K, model, size: int = 2048, *,
     screen[:, 2] = v[:, 2]
     zbuf = rasterize(screen, faces, h, w, perspective=True).depth
 
+    # only texels of triangles turned toward the camera and inside the photo can be seen
+    tri = v[faces]
+    fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    facing = np.einsum("fk,fk->f", fn, tri.mean(axis=1)) < 0
+    sx, sy = screen[faces, 0], screen[faces, 1]
+    on_image = (sx.max(1) >= 0) & (sx.min(1) <= w) & (sy.max(1) >= 0) & (sy.min(1) <= h) & (tri[:, :, 2] > 0).all(1)
+    keep = np.flatnonzero((facing & on_image)[sampling.face])
+    all_texels = sampling
+    sampling = dataclasses.replace(sampling, texels=sampling.texels[keep], face=sampling.face[keep],
+                                   bary=sampling.bary[keep])
+
     P = texel_interpolate(sampling, v, faces)  # (N, 3) camera-frame points
     N = texel_interpolate(sampling, vertex_normals(v, faces), faces)
     N /= np.maximum(np.linalg.norm(N, axis=1, keepdims=True), 1e-12)
@@ -163,6 +174,6 @@ def project_texture(image, vertices_cam, K, model, size: int = 2048, *,
     return ProjectedTexture(
         texture=scatter_texels(sampling, colour),
         confidence=scatter_texels(sampling, conf),
-        chart_mask=sampling.chart_mask,
-        sampling=sampling,
+        chart_mask=all_texels.chart_mask,
+        sampling=all_texels,
     )

@@ -1,9 +1,9 @@
 """UV seam handling for texture maps (paper section 3.5: the projected / blended diffuse map must
 show no dark cracks along UV chart borders when rendered with bilinear filtering or mipmaps).
 
-* :func:`dilate_texture` pads every chart outward ("edge padding"): each empty texel next to valid
-  ones takes the mean of its valid 8-neighbours, repeated ``iterations`` times; what is still
-  empty afterwards takes the mean valid colour (so mip levels do not darken either).
+* :func:`dilate_texture` pads every chart outward ("edge padding"): each empty texel within a few
+  texels of a chart takes the colour of the nearest chart texel; what is still empty afterwards takes
+  the mean valid colour (so mip levels do not darken either).
 * :func:`seam_pairs` finds, for texels on chart borders, the texel on the other side of the UV
   seam that is nearest on the 3-D surface; the Poisson solver (:mod:`.poisson`) couples them so
   the blended colour is continuous across seams.
@@ -17,13 +17,16 @@ __all__ = ["dilate_texture", "seam_pairs"]
 
 
 def dilate_texture(texture, valid, iterations: int = 8, *, fill_rest: bool = True) -> np.ndarray:
-    """Extend valid texels outward into empty ones.
+    """Extend valid texels outward into empty ones ("edge padding").
+
+    Every empty texel within ``iterations`` texels (Euclidean) of a valid one takes the value of the
+    nearest valid texel (one exact distance transform with labels, ``cv2.distanceTransformWithLabels``).
 
     Args:
       texture: ``(H, W, C)`` or ``(H, W)`` float.
       valid: ``(H, W) bool`` texels that hold real values.
-      iterations: rings of padding (each ring is one texel, 8-connected).
-      fill_rest: give the texels still empty after the last ring the mean of the valid ones.
+      iterations: padding width in texels.
+      fill_rest: give the texels still empty afterwards the mean of the valid ones.
 
     Returns:
       float32 array like ``texture``; valid texels are unchanged.
@@ -34,31 +37,24 @@ def dilate_texture(texture, valid, iterations: int = 8, *, fill_rest: bool = Tru
         raise ValueError(f"valid must have shape {tex.shape[:2]}, got {valid.shape}")
     squeeze = tex.ndim == 2
     out = tex[..., None].copy() if squeeze else tex.copy()
-    if not valid.any():
+    if not valid.any() or valid.all():
         return out[..., 0] if squeeze else out
-    cur = valid.copy()
-    out[~cur] = 0.0
-    kernel = np.ones((3, 3), np.uint8)
-    for _ in range(int(iterations)):
-        ring = cv2.dilate(cur.view(np.uint8), kernel).astype(bool) & ~cur
-        if not ring.any():
-            break
-        # crop to the ring's bounding box (plus one texel) to keep the box filters small
-        rows, cols = np.nonzero(ring)
-        r0, r1 = max(rows.min() - 1, 0), min(rows.max() + 2, cur.shape[0])
-        c0, c1 = max(cols.min() - 1, 0), min(cols.max() + 2, cur.shape[1])
-        sub = out[r0:r1, c0:c1]
-        w = cur[r0:r1, c0:c1].astype(np.float32)
-        num = cv2.boxFilter(sub * w[..., None], -1, (3, 3), normalize=False,
-                            borderType=cv2.BORDER_CONSTANT)
-        den = cv2.boxFilter(w, -1, (3, 3), normalize=False, borderType=cv2.BORDER_CONSTANT)
-        if num.ndim == 2:
-            num = num[..., None]
-        rr = ring[r0:r1, c0:c1]
-        sub[rr] = num[rr] / den[rr][:, None]
-        cur[r0:r1, c0:c1] |= rr
-    if fill_rest and not cur.all():
-        out[~cur] = out[valid].mean(axis=0)
+    h, w, c = out.shape
+    flat = out.reshape(h * w, c)
+    dist, lab = cv2.distanceTransformWithLabels((~valid).astype(np.uint8), cv2.DIST_L2, 5,
+                                                labelType=cv2.DIST_LABEL_PIXEL)
+    vidx = np.flatnonzero(valid.ravel())
+    fill = np.flatnonzero((~valid & (dist <= float(iterations) + 1e-3)).ravel())
+    flat[fill] = flat[vidx[lab.ravel()[fill] - 1]]
+    if fill_rest:
+        rest = ~valid.ravel()
+        rest[fill] = False
+        if rest.any():
+            flat[rest] = flat[vidx].mean(axis=0)
+    else:
+        rest = ~valid.ravel()
+        rest[fill] = False
+        flat[rest] = 0.0
     return out[..., 0] if squeeze else out
 
 

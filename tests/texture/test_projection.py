@@ -139,16 +139,21 @@ def test_projection_rejects_bad_input():
 
 
 def test_dilate_texture_pads_charts_and_keeps_valid_texels():
-    tex = np.zeros((8, 8, 3), np.float32)
-    valid = np.zeros((8, 8), bool)
-    valid[2:5, 2:5] = True
-    tex[valid] = np.arange(27, dtype=np.float32).reshape(9, 3)
-    out = dilate_texture(tex, valid, iterations=1)
+    rng = np.random.default_rng(0)
+    tex = np.zeros((12, 12, 3), np.float32)
+    valid = np.zeros((12, 12), bool)
+    valid[3:7, 2:6] = True
+    tex[valid] = rng.random((16, 3))
+    out = dilate_texture(tex, valid, iterations=2)
     np.testing.assert_array_equal(out[valid], tex[valid])
-    # (1, 1) touches only (2, 2); (1, 3) touches (2, 2), (2, 3), (2, 4)
-    np.testing.assert_allclose(out[1, 1], tex[2, 2])
-    np.testing.assert_allclose(out[1, 3], tex[2, 2:5].mean(axis=0))
-    np.testing.assert_allclose(out[7, 7], tex[valid].mean(axis=0))  # beyond the ring: mean fill
+    vr, vc = np.nonzero(valid)
+    for r, c in [(2, 2), (1, 4), (7, 6), (4, 0)]:  # within 2 texels: the nearest valid texel
+        d = np.hypot(vr - r, vc - c)
+        assert d.min() <= 2
+        np.testing.assert_allclose(out[r, c], tex[vr[d.argmin()], vc[d.argmin()]])
+    np.testing.assert_allclose(out[11, 11], tex[valid].mean(axis=0), rtol=1e-6)  # beyond: mean fill
+    grey = dilate_texture(tex[..., 0], valid, iterations=1, fill_rest=False)
+    assert grey.shape == (12, 12) and grey[11, 11] == 0
 
 
 def test_seam_pairs_join_the_two_sides_of_a_uv_seam():
