@@ -140,18 +140,9 @@ def _to_uint8(a) -> np.ndarray:
 
 
 def _write_png(path, arr8) -> None:
-    try:
-        from digitaltwin_jax.io.images import write_image  # shared writer, when available
-    except ImportError:
-        write_image = None
-    if write_image is not None:
-        write_image(path, arr8)
-        return
-    import imageio.v3 as iio
+    from digitaltwin_jax.io.images import write_image  # atomic (temp file + os.replace)
 
-    from digitaltwin_jax.io.atomic import atomic_write_bytes
-
-    atomic_write_bytes(path, iio.imwrite("<bytes>", arr8, extension=".png"))
+    write_image(path, arr8)
 
 
 def write_texture(path, texture) -> None:
