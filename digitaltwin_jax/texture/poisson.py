@@ -56,9 +56,9 @@ class PoissonConfig:
     tol: float = 1e-4
     max_iter: int = 30
     jacobi: int = 1
-    twolevel_above: int = 200_000
+    twolevel_above: int = 100_000
     twolevel_band: int = 10
-    twolevel_sigma: float = 1.0
+    twolevel_sigma: float = 0.0
 
 
 _DIRS = ((0, 1), (0, -1), (1, 0), (-1, 0))
