@@ -108,7 +108,7 @@ def run(quick: bool = False) -> list[dict]:
         if size >= 1024:
             configs.append(("exact multigrid", PoissonConfig(method="multigrid")))
         if size >= 2048:
-            configs.append(("one half-res level", PoissonConfig(twolevel_above=500_000)))
+            configs.append(("one half-res level", PoissonConfig(twolevel_above=200_000)))
         for label, cfg in configs:
             ms, mn, cpu, (out, info) = _time(lambda: poisson_blend(src, tgt, mask, config=cfg, return_info=True), reps)
             mean, p99, mx = _levels(out, exact, mask)
