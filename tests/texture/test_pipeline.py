@@ -124,3 +124,27 @@ def test_shipped_head_round_trip():
     assert psnr > 30.0
     # the eyes are masked, the back of the head is not seen
     assert np.isfinite(res.diffuse).all() and res.diffuse.min() >= 0
+
+
+def test_add_photo_entry_bakes_the_photo_into_a_new_bank_entry():
+    from digitaltwin_jax.texture import add_photo_entry
+
+    m = _sphere_model()
+    size = 64
+    true = _known_texture(size)
+    photo, vc, K = _photo(m, true)
+    bank = default_texture_bank(2, seed=0)
+    emb = np.linspace(-1, 1, 128).astype(np.float32)
+    new = add_photo_entry(bank, "subject-1", photo, vc, K, m, emb, size=size,
+                          config=TextureConfig(gen_size=64))
+    assert len(new) == 3 and len(bank) == 2  # immutable: a new bank
+    e = new.entries[-1]
+    assert e.name == "subject-1" and e.params is None
+    assert e.texture.shape == (size, size, 3) and e.texture.dtype == np.uint8
+    np.testing.assert_array_equal(e.embedding, emb)
+    assert new.select(emb + 0.01) == (2, "identity")
+    # the photographed side carries the photo's colours (up to the Poisson offset)
+    tex = new.texture(2, m, size)
+    res = build_texture(photo, vc, K, m, bank=bank, config=TextureConfig(size=size, gen_size=64))
+    good = res.confidence > 0.6
+    np.testing.assert_allclose(tex[good], res.diffuse[good], atol=1 / 255 + 1e-6)
