@@ -25,7 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from digitaltwin_jax.render import icosphere, orbit_camera, project_points, rasterize, render_mesh, vertex_normals
+from digitaltwin_jax.render import icosphere, orbit_camera, project_points, rasterize, render_mesh
 from digitaltwin_jax.render.shading import face_normals
 from digitaltwin_jax.texture import uv_sampling
 

@@ -122,7 +122,8 @@ def rasterize(
     height, width = int(height), int(width)
     face_id = np.full((height, width), -1, dtype=np.int32)
     if fcs.shape[0] == 0:
-        return Fragments(face_id, np.zeros((height, width, 3), np.float32), np.full((height, width), np.inf, np.float32))
+        return Fragments(face_id, np.zeros((height, width, 3), np.float32),
+                         np.full((height, width), np.inf, np.float32))
 
     tri = pts[fcs]  # (F, 3, 3)
     if not np.isfinite(tri).all():

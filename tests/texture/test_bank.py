@@ -65,7 +65,8 @@ def test_save_and_load_round_trip(tmp_path):
     bank = default_texture_bank(3, seed=5)
     tex = rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)
     emb = rng.standard_normal(128).astype(np.float32)
-    bank = bank.with_entry(BankEntry("photo", embedding=emb, texture=tex, base_color=np.array([0.5, 0.4, 0.3], np.float32)))
+    bank = bank.with_entry(BankEntry("photo", embedding=emb, texture=tex,
+                                     base_color=np.array([0.5, 0.4, 0.3], np.float32)))
     path = tmp_path / "bank.npz"
     save_bank(path, bank)
     back = load_bank(path)

@@ -80,8 +80,9 @@ def test_bank_selection_follows_the_embedding():
     bank = default_texture_bank(4, seed=0)
     e = np.zeros(128, np.float32)
     entries = list(bank.entries)
-    entries[2] = BankEntry(entries[2].name, embedding=e + 1.0, params=entries[2].params, base_color=entries[2].base_color)
-    entries[3] = BankEntry(entries[3].name, embedding=e - 0.2, params=entries[3].params, base_color=entries[3].base_color)
+    for k, emb in ((2, e + 1.0), (3, e - 0.2)):
+        entries[k] = BankEntry(entries[k].name, embedding=emb, params=entries[k].params,
+                               base_color=entries[k].base_color)
     res = build_texture(photo, vc, K, m, bank=TextureBank(tuple(entries)), embedding=e,
                         config=TextureConfig(size=size, gen_size=64))
     assert (res.bank_index, res.bank_rule) == (3, "identity")
