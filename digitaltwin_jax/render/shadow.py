@@ -60,7 +60,7 @@ def light_basis(light_dir) -> np.ndarray:
 
 
 def shadow_map(vertices, faces, light_dir, *, size: int = 256, margin: float = 0.02,
-               extent=None) -> ShadowMap:
+               extent=None, cull_backfaces: bool = False) -> ShadowMap:
     """Rasterise the occluders' depth as seen from a directional light.
 
     Args:
@@ -70,6 +70,9 @@ def shadow_map(vertices, faces, light_dir, *, size: int = 256, margin: float = 0
       size: the map is ``size x size`` texels.
       margin: fraction of the extent added on each side of the bounding square.
       extent: optional ``((x0, y0), side)`` light-frame square to cover instead of the vertices' bounds.
+      cull_backfaces: draw only faces turned toward the light (counter-clockwise seen from outside).
+        For closed surfaces the nearest occluder always faces the light, so this halves the work
+        without changing the map; leave it off for open or one-sided geometry.
 
     Returns:
       :class:`ShadowMap`.
@@ -96,7 +99,8 @@ def shadow_map(vertices, faces, light_dir, *, size: int = 256, margin: float = 0
     pts = np.empty_like(p)
     pts[:, :2] = (p[:, :2] - origin) * scale
     pts[:, 2] = p[:, 2]
-    frags = rasterize(pts, faces, size, size, perspective=False)
+    # (e1, e2, e3) is right-handed like the OpenCV camera, so the rasteriser's culling convention holds
+    frags = rasterize(pts, faces, size, size, perspective=False, cull_backfaces=cull_backfaces)
     return ShadowMap(basis=basis, origin=np.asarray(origin, np.float64), scale=float(scale),
                      depth=frags.depth)
 

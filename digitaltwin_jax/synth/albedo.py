@@ -12,9 +12,11 @@ the mean head (so every feature is seamless across UV charts):
 * low-frequency variation: a sum of random 3-D plane waves (wavelengths 20-90 mm) modulating
   brightness by a few percent, plus a hemoglobin (redness) field raised on the cheeks, nose tip, ears
   and lips and a slight darkening around the eyes;
+* lash line: a dark band along the eye landmark contours (2.2 mm on the upper lid, 1 mm below);
 * lips: inside the outer lip contour (landmarks 48-59) the colour moves to a darker, redder lip tone;
 * brows: along the brow landmark polylines (17-21, 22-26) a band tapering laterally, broken by
-  strand-like noise, takes the hair colour;
+  strand-like noise, takes the hair colour (darkened to at most 5 % linear luminance: blond and
+  grey hair keep visibly darker brows);
 * scalp hair (with probability ``hair_probability``): above a hairline given in spherical angles
   around the skull (high at the forehead, above the ears at the sides, low at the nape), with a noisy
   border, the colour is the hair colour; otherwise a bald or shaved scalp;
@@ -46,6 +48,7 @@ __all__ = [
     "specular_map",
     "AlbedoBank",
     "procedural_bank",
+    "texture_bank_albedo",
     "SKIN_TONE_ANCHORS",
 ]
 
@@ -284,6 +287,15 @@ def _regions(geom: UVGeometry):
         ec = lm[a:b].mean(axis=0) - np.array([0, 6.0, 0], np.float32)
         eyes += np.exp(-np.sum((p - ec) ** 2, axis=1) / (2 * 10.0**2))
     out["eyes"] = eyes
+    # Lash line: a dark band along the eyelid margins (upper lid thicker).
+    lash = np.zeros(len(p), np.float32)
+    for a, b in ((36, 42), (42, 48)):
+        ring = np.concatenate([lm[a:b], lm[a:a + 1]])
+        d, _ = _polyline_dist(p, ring)
+        upper = p[:, 1] > lm[a:b, 1].mean()
+        width = np.where(upper, 2.2, 1.0)
+        lash = np.maximum(lash, 1.0 - _smoothstep(0.4 * width, width, d))
+    out["lashes"] = lash * (p[:, 2] > 40)
     # Beard area: below the nose, in front of the ears, down to under the chin.
     below_nose = p[:, 1] < lm[33, 1] - 2.0
     front_face = p[:, 2] > lm[4, 2] - 25
@@ -355,12 +367,18 @@ def procedural_albedo(geom: UVGeometry, params: SkinParams) -> np.ndarray:
     col *= 1.0 - red * np.array([0.0, 0.22, 0.18], np.float32) * (1.0 - 0.5 * params.tone)
     # periorbital darkening
     col *= (1.0 - 0.12 * np.clip(reg["eyes"], 0, 1))[:, None]
+    # lash line (eyelashes and lid margin)
+    sel = reg["lashes"] > 0
+    a = 0.85 * reg["lashes"][sel]
+    col[sel] = col[sel] * (1 - a[:, None]) + a[:, None] * np.float32(0.01)
     # lips
     lip = reg["lips"]
     lip_col = skin * np.array([0.85, 0.52, 0.55], np.float32) * (1.0 + 0.1 * params.undertone)
     lip_a = cv2.GaussianBlur(_to_map(geom, lip, pad=2), (0, 0), 1.2)[geom.mask]
     col = col * (1 - 0.85 * lip_a[:, None]) + 0.85 * lip_a[:, None] * lip_col
     hair_lin = srgb_to_linear(np.asarray(params.hair_color, np.float32) / 255.0)
+    # brows are darker than light (blond, grey) scalp hair
+    brow_lin = np.minimum(hair_lin, hair_lin * (0.05 / max(float(hair_lin @ [0.2126, 0.7152, 0.0722]), 1e-6)))
     # stubble
     if params.stubble > 0:
         sel = reg["beard"] > 0
@@ -371,7 +389,7 @@ def procedural_albedo(geom: UVGeometry, params: SkinParams) -> np.ndarray:
     sel = reg["brows"] > 0
     strands = np.clip(0.92 + 0.12 * _noise(p[sel], rng, 1.0, stretch=(0.3, 1.0, 1.0)), 0.75, 1.0)
     a = np.clip(reg["brows"][sel] * (0.75 + 0.25 * params.brow_density) * strands, 0, 1) * 0.95
-    col[sel] = col[sel] * (1 - a[:, None]) + a[:, None] * hair_lin
+    col[sel] = col[sel] * (1 - a[:, None]) + a[:, None] * brow_lin
     # scalp hair above a noisy hairline
     if params.hair:
         az = reg["azim"]
@@ -433,3 +451,23 @@ def procedural_bank(geom: UVGeometry, count: int, seed: int, *, hair_probability
         maps[i] = procedural_albedo(geom, prm)
     return AlbedoBank(maps, tuple(f"procedural-{i:04d}" for i in range(count)),
                       tones.astype(np.float32), specular_map(geom))
+
+
+def texture_bank_albedo(texture_bank, model, geom: UVGeometry) -> AlbedoBank:
+    """An :class:`AlbedoBank` from the texture pipeline's bank
+    (:class:`digitaltwin_jax.texture.bank.TextureBank`): procedural entries are baked and
+    photo-derived entries resized to ``geom.size``; tones from the entries' base colour luminance
+    (0 light .. 1 dark, relative to the bank's range)."""
+    n = len(texture_bank)
+    if n < 1:
+        raise ValueError("the texture bank is empty")
+    maps = np.empty((n, geom.size, geom.size, 3), np.uint8)
+    lum = np.empty(n, np.float32)
+    for i in range(n):
+        tex = np.asarray(texture_bank.texture(i, model, geom.size), np.float32)
+        maps[i] = to_uint8(tex)
+        lum[i] = float(np.median(tex[geom.mask], axis=0) @ [0.2126, 0.7152, 0.0722])
+    span = max(float(lum.max() - lum.min()), 1e-6)
+    tones = ((lum.max() - lum) / span).astype(np.float32)
+    ids = tuple(e.name for e in texture_bank.entries)
+    return AlbedoBank(maps, ids, tones, specular_map(geom))

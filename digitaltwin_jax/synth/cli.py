@@ -41,7 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--expressions", action="store_true", help="random expressions (default: neutral)")
     p.add_argument("--albedo", choices=("closest", "random"), default="closest",
                    help="albedo of the closest population subject (paper, default) or a random map")
-    p.add_argument("--bank-size", type=int, default=64, help="procedural albedo maps (default 64)")
+    p.add_argument("--bank-size", type=int, default=64, help="albedo maps in the bank (default 64)")
+    p.add_argument("--albedo-source", choices=("procedural", "texture-bank"), default="procedural",
+                   help="albedo maps: this engine's procedural skin model (default) or the texture "
+                        "pipeline's bank (procedural entries + photo-derived maps)")
+    p.add_argument("--texture-bank", default=None, help="saved texture bank file for --albedo-source texture-bank")
     p.add_argument("--texture-size", type=int, default=512, help="albedo map side (default 512)")
     p.add_argument("--backgrounds", default=None, help="optional folder of background photos")
     p.add_argument("--max-shards", type=int, default=None, help="stop after rendering this many shards")
@@ -66,6 +70,8 @@ def main(argv=None) -> int:
             resolution=args.resolution,
             bank_size=args.bank_size,
             texture_size=args.texture_size,
+            albedo_source=args.albedo_source,
+            texture_bank_path=args.texture_bank,
             background_dir=args.backgrounds,
             scene=SceneConfig(image_size=args.size, expressions=args.expressions, albedo_assignment=args.albedo,
                               photo_background_probability=0.5 if args.backgrounds else 0.0),

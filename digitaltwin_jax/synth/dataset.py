@@ -32,7 +32,7 @@ import numpy as np
 
 from digitaltwin_jax.io.atomic import atomic_write, atomic_write_text
 from digitaltwin_jax.synth import lighting as lighting_mod
-from digitaltwin_jax.synth.albedo import AlbedoBank, procedural_bank, uv_geometry
+from digitaltwin_jax.synth.albedo import AlbedoBank, procedural_bank, texture_bank_albedo, uv_geometry
 from digitaltwin_jax.synth.backgrounds import BACKGROUND_KINDS, PhotoBackgrounds
 from digitaltwin_jax.synth.engine import RenderConfig, SceneRenderer
 from digitaltwin_jax.synth.scene import CameraConfig, PostConfig, SceneConfig, sample_scene
@@ -63,7 +63,7 @@ SHARD_KEYS = {
     "group": "(n,) int32 population group of that subject (-1: none)",
     "preset": "(n,) int16 lighting preset index into preset_names",
     "lights": f"(n, {MAX_LIGHTS}, 6) float32 perturbed lights: azimuth, elevation, intensity, kelvin, softness, shadows (zero rows: none)",
-    "ambient": "(n, 5) float32 sky, ground, sky kelvin, ground kelvin, exposure target",
+    "ambient": "(n, 6) float32 sky, ground, sky kelvin, ground kelvin, exposure target, camera-side fill",
     "albedo": "(n,) int32 index into albedo_ids",
     "background": "(n,) int8 index into background_kinds",
     "post": "(n, 4) float32 blur sigma (px), noise sigma, jpeg quality (0: none), specular gain",
@@ -86,8 +86,13 @@ class DatasetConfig:
       sampler: shape population: ``"dr"`` (paper), ``"cpca"``, ``"noaug"`` (ablations) or
         ``"gaussian"`` (identity coefficients N(0, 1), no population).
       resolution: head model resolution (``"low"`` or ``"full"``).
-      bank_size: procedural albedo maps in the bank.
+      bank_size: albedo maps in the bank.
       texture_size: albedo map side.
+      albedo_source: ``"procedural"`` (:mod:`.albedo`'s skin model: tone, hair and brow colours,
+        stubble, lash line) or ``"texture-bank"`` (the texture pipeline's bank,
+        :mod:`digitaltwin_jax.texture.bank`: its procedural entries and any photo-derived maps).
+      texture_bank_path: a saved texture bank (:func:`digitaltwin_jax.texture.bank.save_bank`) for
+        ``"texture-bank"``; None uses ``default_texture_bank(bank_size, seed)``.
       background_dir: optional folder of background photos.
       scene: :class:`~.scene.SceneConfig`; render: :class:`~.engine.RenderConfig`.
     """
@@ -99,6 +104,8 @@ class DatasetConfig:
     resolution: str = "low"
     bank_size: int = 64
     texture_size: int = 512
+    albedo_source: str = "procedural"
+    texture_bank_path: str | None = None
     background_dir: str | None = None
     scene: SceneConfig = SceneConfig()
     render: RenderConfig = RenderConfig()
@@ -110,6 +117,8 @@ class DatasetConfig:
             raise ValueError(f"shard_size must be >= 1, got {self.shard_size}")
         if int(self.seed) < 0:
             raise ValueError(f"seed must be >= 0, got {self.seed}")
+        if self.albedo_source not in ("procedural", "texture-bank"):
+            raise ValueError(f"albedo_source must be 'procedural' or 'texture-bank', got {self.albedo_source!r}")
         if self.sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
 
@@ -157,7 +166,14 @@ def _prepare_bank(out_dir, config: DatasetConfig, model) -> AlbedoBank:
         return _load_bank(path)
     geom = uv_geometry(model.vertices, model.faces, model.uvs, model.uv_faces, model.landmark_indices,
                        config.texture_size)
-    bank = procedural_bank(geom, config.bank_size, config.seed)
+    if config.albedo_source == "procedural":
+        bank = procedural_bank(geom, config.bank_size, config.seed)
+    else:
+        from digitaltwin_jax.texture.bank import default_texture_bank, load_bank
+
+        tb = (load_bank(config.texture_bank_path) if config.texture_bank_path
+              else default_texture_bank(config.bank_size, config.seed))
+        bank = texture_bank_albedo(tb, model, geom)
     with atomic_write(path) as fh:
         np.savez(fh, maps=bank.maps, ids=np.asarray(bank.ids), tones=bank.tones, specular=bank.specular)
     return bank
@@ -276,7 +292,7 @@ def _shard_arrays(rows, renderer: SceneRenderer) -> dict:
         "preset": np.array([s.preset for s in scenes], np.int16),
         "lights": lights,
         "ambient": np.array([(s.lighting.sky, s.lighting.ground, s.lighting.sky_kelvin, s.lighting.ground_kelvin,
-                              s.lighting.exposure_target) for s in scenes], np.float32),
+                              s.lighting.exposure_target, s.lighting.fill) for s in scenes], np.float32),
         "albedo": np.array([s.albedo for s in scenes], np.int32),
         "background": np.array([r.background_kind for r in res], np.int8),
         "post": np.array([(s.blur_sigma, s.noise_sigma, s.jpeg_quality, s.specular_gain) for s in scenes], np.float32),
@@ -308,8 +324,15 @@ def _check_manifest(out_dir: Path, config: DatasetConfig):
         }, indent=1))
 
 
+_OWN_FILES = ("shard_", "albedo_bank.npz", "ambient_occlusion.npy", "population.npz", "manifest.json",
+              "summary.json", "contact_sheet")
+
+
 def _clean_temporaries(out_dir: Path):
+    """Remove temporary files left by a killed run (only this module's, never other writers')."""
     for p in out_dir.glob(".*.tmp"):
+        if not p.name[1:].startswith(_OWN_FILES):
+            continue
         try:
             p.unlink()
         except FileNotFoundError:

@@ -20,9 +20,11 @@ Pipeline (CPU, numpy; the z-buffer is the shared :func:`digitaltwin_jax.render.r
      light by ``8 (1 - n.l)^2`` mm so the wrapped terminator does not shadow itself while shadows
      cast by farther parts (nose, brows, jaw) remain;
 
-   plus a hemispherical ambient term (sky from above, ground from below, tinted 30 % toward the
-   background's mean colour) times per-vertex ambient occlusion precomputed on the mean head;
-4. auto exposure puts the median skin luminance at the preset's target, then a soft highlight
+   plus a hemispherical ambient term (sky from above, ground from below) and a shadowless
+   camera-side fill along the viewing axis (both tinted 30 % toward the background's mean colour),
+   times per-vertex ambient occlusion precomputed on the mean head;
+4. auto exposure puts the median skin luminance at the preset's target unless that pushes the 95th
+   percentile above 0.7 (high-contrast light: expose for the lit side), then a soft highlight
    shoulder; the image is box-filtered down to the output size and composited over the background;
 5. camera imperfections: Gaussian blur, sensor noise, sRGB encoding, optional JPEG round trip;
 6. eyes masked (default): pixels of the eye caps are set to ``eye_fill`` (sRGB) with their coverage
@@ -279,6 +281,11 @@ class SceneRenderer:
         w_sky = (0.5 + 0.5 * nu) * A
         w_gnd = (0.5 - 0.5 * nu) * A
         diffuse = w_sky[:, None] * sky + w_gnd[:, None] * ground
+        if lt.fill > 0:  # camera-side fill: shadowless, along the viewing axis (-z), key's colour mix
+            key_sum = sum(li.intensity for li in lt.lights)
+            fill_rgb = light_rgb(5500.0, lt.fill * key_sum) * bg_tint
+            nf = np.maximum((-N[:, 2:3] + _WRAP) * (1.0 / (1.0 + _WRAP)), 0.0)
+            diffuse += (nf * A[:, None]) * fill_rgb
         spec = np.zeros((n_px, 3), np.float32)
         order = np.argsort([-li.intensity for li in lt.lights])
         shadowed = [int(i) for i in order if lt.lights[i].shadows][: cfg.max_shadow_lights]
@@ -293,7 +300,7 @@ class SceneRenderer:
             vis = np.ones(int(lit.sum()), np.float32)
             ndl_l = ndl[lit]
             if i in shadowed:
-                sm = shadow_map(vc, faces, ldir, size=cfg.shadow_map_size)
+                sm = shadow_map(vc, faces, ldir, size=cfg.shadow_map_size, cull_backfaces=True)
                 radius = float(np.clip(np.tan(np.deg2rad(li.softness)) * 40.0 * sm.scale, 0.0, 10.0))
                 # Look up from a point moved toward the light by up to 8 mm at grazing angles: it
                 # leaves the local surface (no self-shadowing line at the wrapped terminator) but
@@ -319,8 +326,9 @@ class SceneRenderer:
 
         # auto exposure on the skin, soft shoulder
         lum = color[skin] @ _LUMA if skin.any() else color @ _LUMA
-        med = float(np.median(lum)) if lum.size else 1.0
-        gain = float(np.clip(lt.exposure_target / max(med, 1e-6), 0.05, 50.0))
+        med, p95 = (float(v) for v in np.percentile(lum, [50, 95])) if lum.size else (1.0, 1.0)
+        # expose the median skin at the target, but keep the lit side out of the shoulder
+        gain = float(np.clip(min(lt.exposure_target / max(med, 1e-6), 0.7 / max(p95, 1e-6)), 0.05, 50.0))
         color = _shoulder(color * np.float32(gain))
 
         # resolve to the output size

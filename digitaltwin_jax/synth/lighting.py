@@ -2,7 +2,7 @@
 3.2 and supplementary 4.4 / Fig. 12: "30 different manually created lighting conditions").
 
 A :class:`Lighting` is a few directional lights plus a hemispherical ambient term (sky colour from
-above, ground colour from below), all in **linear** RGB radiometric units where a white Lambertian
+above, ground colour from below) and a weak shadowless camera-side fill, all in **linear** RGB radiometric units where a white Lambertian
 surface facing a light of intensity 1 reflects 1 before exposure.  Directions are in the *camera*
 frame (OpenCV: x right, y down, z forward) and point toward the light, so the lights stay fixed in the
 photo while the head turns, like a studio or a room.
@@ -67,6 +67,9 @@ class Lighting:
       sky_kelvin, ground_kelvin: ambient colour temperatures.
       exposure_target: linear median luminance of the lit face after auto exposure (a low-key preset
         asks for a darker image).
+      fill: camera-side fill (light from the photographer's side: reflectors, walls behind the
+        camera, a phone screen), a soft shadowless directional term along the viewing axis, as a
+        fraction of the summed light intensities.
     """
 
     name: str
@@ -76,6 +79,7 @@ class Lighting:
     sky_kelvin: float = 6500.0
     ground_kelvin: float = 5000.0
     exposure_target: float = 0.22
+    fill: float = 0.1
 
 
 def _L(az, el, i, k=5500.0, soft=5.0, shadows=True):
@@ -91,8 +95,8 @@ PRESETS: tuple[Lighting, ...] = (
     Lighting("loop_right", (_L(35, 30, 1.0, 5600, 12), _L(-40, 5, 0.3, 5600, 25, False)), 0.2, 0.08),
     Lighting("rembrandt_left", (_L(-50, 40, 1.1, 5200, 8), _L(45, 0, 0.15, 5200, 25, False)), 0.12, 0.05),
     Lighting("rembrandt_right", (_L(50, 40, 1.1, 5200, 8), _L(-45, 0, 0.15, 5200, 25, False)), 0.12, 0.05),
-    Lighting("split_left", (_L(-90, 10, 1.2, 5600, 6),), 0.10, 0.04, exposure_target=0.16),
-    Lighting("split_right", (_L(90, 10, 1.2, 5600, 6),), 0.10, 0.04, exposure_target=0.16),
+    Lighting("side_left", (_L(-65, 15, 1.2, 5600, 6),), 0.25, 0.10, exposure_target=0.16),
+    Lighting("side_right", (_L(65, 15, 1.2, 5600, 6),), 0.25, 0.10, exposure_target=0.16),
     Lighting("window_left", (_L(-65, 12, 1.0, 6200, 18),), 0.22, 0.10, 7000, 4500),
     Lighting("window_right", (_L(65, 12, 1.0, 6200, 18),), 0.22, 0.10, 7000, 4500),
     Lighting("window_front_overcast", (_L(20, 10, 0.8, 6800, 28),), 0.45, 0.18, 7000, 5000),
@@ -103,16 +107,16 @@ PRESETS: tuple[Lighting, ...] = (
     Lighting("sun_side_right", (_L(60, 30, 1.5, 5400, 0.5),), 0.40, 0.18, 9000, 5000),
     Lighting("overcast_sky", (_L(0, 60, 0.35, 6800, 35, False),), 0.75, 0.25, 6800, 5500),
     Lighting("open_shade", (_L(0, 5, 0.2, 7500, 35, False),), 0.6, 0.25, 10000, 5500),
-    Lighting("golden_hour_left", (_L(-70, 8, 1.3, 3000, 0.5),), 0.35, 0.12, 10000, 4000),
-    Lighting("golden_hour_right", (_L(70, 8, 1.3, 3000, 0.5),), 0.35, 0.12, 10000, 4000),
+    Lighting("golden_hour_left", (_L(-55, 10, 1.3, 3000, 0.5),), 0.35, 0.12, 10000, 4000),
+    Lighting("golden_hour_right", (_L(55, 10, 1.3, 3000, 0.5),), 0.35, 0.12, 10000, 4000),
     Lighting("backlit_sun", (_L(165, 30, 2.0, 5000, 0.5), _L(0, -10, 0.25, 5500, 30, False)), 0.40, 0.15, 8500, 5000),
     Lighting("rim_kickers", (_L(-130, 15, 1.2, 5600, 6), _L(130, 15, 1.2, 5600, 6), _L(0, 20, 0.35, 5600, 25, False)), 0.1, 0.04, exposure_target=0.17),
-    Lighting("low_key_left", (_L(-70, 20, 1.2, 5000, 5),), 0.03, 0.01, exposure_target=0.12),
-    Lighting("low_key_right", (_L(70, 20, 1.2, 5000, 5),), 0.03, 0.01, exposure_target=0.12),
+    Lighting("low_key_left", (_L(-50, 25, 1.2, 5000, 5),), 0.12, 0.05, exposure_target=0.13),
+    Lighting("low_key_right", (_L(50, 25, 1.2, 5000, 5),), 0.12, 0.05, exposure_target=0.13),
     Lighting("high_key", (_L(0, 20, 0.7, 5600, 30), _L(-50, 10, 0.4, 5600, 25, False), _L(50, 10, 0.4, 5600, 25, False)), 0.5, 0.3, exposure_target=0.32),
     Lighting("clamshell", (_L(0, 40, 1.0, 5600, 15), _L(0, -35, 0.4, 5600, 20, False)), 0.15, 0.1),
     Lighting("screen_glow_night", (_L(0, -3, 0.8, 8000, 12),), 0.02, 0.01, 3000, 3000, 0.13),
-    Lighting("underlight_warm", (_L(10, -35, 1.0, 2300, 8),), 0.05, 0.03, 3500, 3000, 0.14),
+    Lighting("candle_warm_low", (_L(20, -12, 1.0, 2300, 8),), 0.15, 0.08, 3500, 3000, 0.15),
     Lighting("mixed_tungsten_daylight", (_L(-45, 25, 0.9, 3200, 8), _L(70, 10, 0.6, 6800, 18)), 0.15, 0.06, 5500, 4000),
 )
 PRESET_NAMES: tuple[str, ...] = tuple(p.name for p in PRESETS)
@@ -193,4 +197,5 @@ def perturb(lighting: Lighting, rng: np.random.Generator, config: Perturbation =
         sky_kelvin=float(np.clip(lighting.sky_kelvin + dk[0], 1800, 12000)),
         ground_kelvin=float(np.clip(lighting.ground_kelvin + dk[1], 1800, 12000)),
         exposure_target=float(np.clip(lighting.exposure_target * ex, 0.06, 0.45)),
+        fill=float(lighting.fill * np.exp(rng.normal(0.0, config.intensity_log_sigma))),
     )

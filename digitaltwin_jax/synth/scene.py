@@ -7,12 +7,13 @@ Camera model (documented ranges, :class:`CameraConfig`):
 * head rotation ``R_head = Rz(roll) Ry(yaw) Rx(pitch)`` in the head frame (x to the subject's left,
   y up, z out of the face), each angle ``U(-15, 15)`` degrees; the camera rotation is
   ``R = diag(1, -1, -1) R_head`` (OpenCV camera, :func:`digitaltwin_jax.camera.frontal_rotation`);
-* horizontal field of view ``U(20, 60)`` degrees (a telephoto portrait to a phone's front camera),
-  i.e. ``f_s = 1 / (2 tan(fov / 2))`` in ``K = intrinsics((H, W), f_s)``;
-* face size: the jaw width (landmarks 0-16) covers ``U(0.38, 0.62)`` of the image width, which with
-  the field of view fixes the camera distance (about 0.2 m at 60 degrees to 1.1 m at 20 degrees, the
-  range of selfies and portraits); the face centre (mean of landmarks 17-67) lands within
-  ``+-6 %`` of the image centre.
+* horizontal field of view of the (square) image ``U(20, 50)`` degrees, i.e.
+  ``f_s = 1 / (2 tan(fov / 2))`` in ``K = intrinsics((H, W), f_s)``;
+* face size: the jaw width (landmarks 0-16, about 140 mm) covers ``U(0.35, 0.55)`` of the image
+  width, which with the field of view fixes the camera distance ``f_s * jaw / fraction``: about
+  0.27 m (50 degrees, large face: an arm's-length selfie) to 1.1 m (20 degrees, small face: a portrait
+  lens), so perspective distortion spans what phone selfies and portraits show; the face centre
+  (mean of landmarks 17-67) lands within ``+-6 %`` of the image centre.
 
 Each image ``index`` of a data set made with ``seed`` has its own generator, seeded with
 :func:`image_seed` ``(seed, index)``, so any image can be re-rendered alone.
@@ -52,8 +53,8 @@ class CameraConfig:
     """
 
     max_rotation_deg: float = 15.0
-    fov_deg: tuple[float, float] = (20.0, 60.0)
-    face_width_fraction: tuple[float, float] = (0.38, 0.62)
+    fov_deg: tuple[float, float] = (20.0, 50.0)
+    face_width_fraction: tuple[float, float] = (0.35, 0.55)
     center_jitter: float = 0.06
 
 

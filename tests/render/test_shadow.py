@@ -102,3 +102,20 @@ def test_points_outside_the_map_are_lit_and_bad_input_raises():
         shadow_map(np.zeros((3, 2)), f, [0, 0, 1])
     with pytest.raises(ValueError):
         shadow_map(np.full((4, 3), np.nan), f, [0, 0, 1])
+
+
+def test_backface_culling_keeps_the_nearest_depth_of_a_closed_surface():
+    from digitaltwin_jax.render.primitives import icosphere
+
+    v, f = icosphere(3, 40.0)
+    for d in ([0.2, -0.5, 1.0], [1.0, 0.3, -0.2]):
+        a = shadow_map(v, f, d, size=128)
+        b = shadow_map(v, f, d, size=128, cull_backfaces=True)
+        # nearest depth of a sphere seen along e3: -sqrt(R^2 - r^2) from the centre, closed form
+        ys, xs = np.mgrid[0:128, 0:128] + 0.5
+        x = xs / a.scale + a.origin[0]
+        y = ys / a.scale + a.origin[1]
+        r2 = x**2 + y**2
+        inner = r2 < (0.9 * 40.0) ** 2
+        np.testing.assert_array_equal(a.depth[inner], b.depth[inner])
+        np.testing.assert_allclose(a.depth[inner], -np.sqrt(40.0**2 - r2[inner]), atol=0.6)
