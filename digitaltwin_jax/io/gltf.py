@@ -19,6 +19,7 @@ import struct
 import numpy as np
 
 from digitaltwin_jax.io.atomic import atomic_write_bytes
+from digitaltwin_jax.render.shading import vertex_normals
 
 __all__ = ["write_glb", "read_glb", "split_seams"]
 
@@ -42,15 +43,6 @@ def split_seams(faces, uv_faces):
     pairs = np.stack([faces.ravel(), uv_faces.ravel()], axis=1)
     uniq, inverse = np.unique(pairs, axis=0, return_inverse=True)
     return uniq[:, 0], uniq[:, 1], inverse.reshape(faces.shape)
-
-
-def _normals(v, f):
-    fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
-    n = np.zeros_like(v)
-    for k in range(3):
-        np.add.at(n, f[:, k], fn)
-    norm = np.linalg.norm(n, axis=1, keepdims=True)
-    return np.divide(n, norm, out=np.tile([0.0, 0.0, 1.0], (len(v), 1)), where=norm > 0)
 
 
 def write_glb(path, vertices, faces, uvs=None, uv_faces=None, *, texture_png: bytes | None = None,
@@ -85,7 +77,8 @@ def write_glb(path, vertices, faces, uvs=None, uv_faces=None, *, texture_png: by
     else:
         vert_of, f_out, tex = np.arange(len(v)), f, None
     pos = (v * scale)[vert_of].astype(np.float32)
-    nrm = _normals(v, f)[vert_of].astype(np.float32)
+    nrm = vertex_normals(v, f)[vert_of].astype(np.float32)
+    nrm[np.all(nrm == 0, axis=1)] = (0.0, 0.0, 1.0)  # glTF requires unit normals
 
     blob = io.BytesIO()
     views, accessors = [], []
