@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["linear_to_srgb", "srgb_to_linear", "srgb_to_linear_lut", "to_uint8", "blackbody_rgb",
-           "XYZ_TO_LINEAR_SRGB"]
+__all__ = ["linear_to_srgb", "srgb_to_linear", "srgb_to_linear_lut", "linear_to_srgb8", "to_uint8",
+           "blackbody_rgb", "XYZ_TO_LINEAR_SRGB"]
 
 # CIE XYZ (D65) -> linear sRGB (IEC 61966-2-1).
 XYZ_TO_LINEAR_SRGB = np.array(
@@ -45,6 +45,23 @@ def srgb_to_linear(x) -> np.ndarray:
 def srgb_to_linear_lut() -> np.ndarray:
     """``(256,) float32`` linear value of every 8-bit sRGB code (``lut[uint8_image]`` decodes)."""
     return srgb_to_linear(np.arange(256, dtype=np.float32) / 255.0)
+
+
+_ENCODE_LEVELS = 1 << 16
+_ENCODE_LUT: list = []
+
+
+def linear_to_srgb8(x) -> np.ndarray:
+    """Fast sRGB encoding straight to uint8: linear values (clipped to [0, 1]) are quantised to
+    65,536 levels and looked up in a table of ``round(255 * linear_to_srgb(level))``.  Off by at most
+    one code from ``to_uint8(linear_to_srgb(x))`` (ties and the quantisation near 0), ~10x faster."""
+    if not _ENCODE_LUT:
+        lv = np.arange(_ENCODE_LEVELS, dtype=np.float64) / (_ENCODE_LEVELS - 1)
+        enc = np.where(lv <= 0.0031308, 12.92 * lv, 1.055 * np.power(lv, 1 / 2.4) - 0.055)
+        _ENCODE_LUT.append(np.clip(np.rint(enc * 255.0), 0, 255).astype(np.uint8))
+    x = np.asarray(x, dtype=np.float32)
+    idx = np.clip(x * np.float32(_ENCODE_LEVELS - 1) + np.float32(0.5), 0, _ENCODE_LEVELS - 1).astype(np.int32)
+    return _ENCODE_LUT[0][idx]
 
 
 def to_uint8(x) -> np.ndarray:

@@ -177,7 +177,7 @@ _FAMILIES = {"studio": _studio, "indoor": _indoor, "outdoor": _outdoor, "bokeh":
 
 
 def procedural_background(rng: np.random.Generator, height: int, width: int, kind: str | None = None,
-                          *, blur_sigma=None):
+                          *, blur_sigma=None, resolution_scale: float = 1.0):
     """A random procedural background.
 
     Args:
@@ -186,11 +186,17 @@ def procedural_background(rng: np.random.Generator, height: int, width: int, kin
       kind: one of ``studio, indoor, outdoor, bokeh, texture`` or None for a random one (weights
         0.15, 0.35, 0.25, 0.1, 0.15).
       blur_sigma: defocus in pixels, None for random ``U(0, 0.02) * max(h, w)`` (bokeh: 1.5x).
+      resolution_scale: generate at this fraction of the size, then resize (bilinear): 0.5 is 4x
+        cheaper and, with the usual defocus, looks the same.
 
     Returns:
       ``(image (H, W, 3) float32 linear RGB in [0, 1], kind)``.
     """
-    h, w = int(height), int(width)
+    H, W = int(height), int(width)
+    sc = float(resolution_scale)
+    if not 0.0 < sc <= 1.0:
+        raise ValueError(f"resolution_scale must be in (0, 1], got {resolution_scale}")
+    h, w = max(8, int(round(H * sc))), max(8, int(round(W * sc)))
     if kind is None:
         kind = str(rng.choice(PROCEDURAL_KINDS, p=PROCEDURAL_WEIGHTS))
     if kind not in _FAMILIES:
@@ -203,6 +209,8 @@ def procedural_background(rng: np.random.Generator, height: int, width: int, kin
         sigma = 1.5 * sigma + 0.01 * max(h, w)
     if sigma > 0.3:
         img = cv2.GaussianBlur(np.ascontiguousarray(img), (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+    if (h, w) != (H, W):
+        img = cv2.resize(np.ascontiguousarray(img), (W, H), interpolation=cv2.INTER_LINEAR)
     return np.clip(img, 0.0, 1.0).astype(np.float32), kind
 
 

@@ -29,8 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="data-set seed (default 0)")
     p.add_argument("--size", type=int, default=256, help="image side in pixels (default 256)")
     p.add_argument("--supersample", type=int, default=2, help="rasterisation supersampling factor (default 2)")
-    p.add_argument("--shading", choices=("pixel", "sample"), default="pixel",
-                   help="shade once per pixel (multisample AA, default) or every sub-sample (full SSAA)")
+    p.add_argument("--shading", choices=("sample", "pixel"), default="sample",
+                   help="shade every sub-sample (full supersampling, default) or once per output pixel "
+                        "(multisample anti-aliasing, ~2x faster)")
     p.add_argument("--shard-size", type=int, default=256, help="images per shard file (default 256)")
     p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     p.add_argument("--sampler", choices=SAMPLERS, default="dr",

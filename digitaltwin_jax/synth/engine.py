@@ -23,8 +23,10 @@ Pipeline (CPU, numpy; the z-buffer is the shared :func:`digitaltwin_jax.render.r
    plus a hemispherical ambient term (sky from above, ground from below) and a shadowless
    camera-side fill along the viewing axis (both tinted 30 % toward the background's mean colour),
    times per-vertex ambient occlusion precomputed on the mean head;
-4. auto exposure puts the median skin luminance at the preset's target unless that pushes the 95th
-   percentile above 0.7 (high-contrast light: expose for the lit side), then a soft highlight
+4. auto exposure: the skin's median irradiance times ``0.3^0.7 * albedo^0.3`` (a mostly fixed
+   reference albedo, so darker skin stays darker, only partly compensated as by a camera's
+   face-priority metering) is put at the preset's target, unless that pushes the 95th percentile
+   of the skin above 0.7 (high-contrast light: expose for the lit side); then a soft highlight
    shoulder; the image is box-filtered down to the output size and composited over the background;
 5. camera imperfections: Gaussian blur, sensor noise, sRGB encoding, optional JPEG round trip;
 6. eyes masked (default): pixels of the eye caps are set to ``eye_fill`` (sRGB) with their coverage
@@ -41,7 +43,7 @@ import dataclasses
 import cv2
 import numpy as np
 
-from digitaltwin_jax.render.colorspace import linear_to_srgb, srgb_to_linear_lut, to_uint8
+from digitaltwin_jax.render.colorspace import linear_to_srgb8, srgb_to_linear_lut
 from digitaltwin_jax.render.rasterize import rasterize
 from digitaltwin_jax.render.shading import vertex_normals
 from digitaltwin_jax.render.shadow import shadow_map, shadow_visibility
@@ -53,6 +55,7 @@ from digitaltwin_jax.synth.lighting import light_direction, light_rgb
 __all__ = ["RenderConfig", "RenderResult", "SceneRenderer", "project_landmarks"]
 
 _LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
+_REF_ALBEDO = 0.3  # linear albedo of a "typical" face for metering
 _WRAP = np.array([0.25, 0.12, 0.08], np.float32)
 _MOUTH_ALBEDO = np.array([0.06, 0.015, 0.012], np.float32)
 _SOCKET_ALBEDO = np.array([0.03, 0.01, 0.01], np.float32)
@@ -65,9 +68,10 @@ class RenderConfig:
     Attributes:
       supersample: rasterise at this multiple of the output size (``supersample**2`` coverage
         samples per output pixel: anti-aliased silhouettes and eye masks).
-      shading: ``"pixel"``: shade one sample per output pixel (its first covered sub-sample) and
-        weight it by the pixel's coverage (multisample anti-aliasing; 4x cheaper at 2x) or
-        ``"sample"``: shade every sub-sample and box-filter (full supersampling).
+      shading: ``"sample"`` (default): shade every sub-sample and box-filter (full supersampling);
+        ``"pixel"``: shade one sample per output pixel (its first covered sub-sample) weighted by
+        the pixel's coverage (multisample anti-aliasing: silhouettes and masks keep all sub-samples,
+        about 2x cheaper overall).
       eyes: ``"masked"`` (paper) or ``"eyeballs"`` (:mod:`.eyes`).
       eye_fill: sRGB 0-255 colour painted over the eye openings in masked mode.
       shadow_map_size: texels per side of each shadow map.
@@ -76,7 +80,7 @@ class RenderConfig:
     """
 
     supersample: int = 2
-    shading: str = "pixel"
+    shading: str = "sample"
     eyes: str = "masked"
     eye_fill: tuple[int, int, int] = (0, 0, 0)
     shadow_map_size: int = 256
@@ -153,6 +157,9 @@ class SceneRenderer:
         self.landmark_indices = np.asarray(model.landmark_indices)
         self.openings = eyes_mod.find_openings(model.vertices, model.faces, model.landmark_indices)
         self.lut = srgb_to_linear_lut()
+        self._lin_cache: dict = {}
+        # standard normals for sensor noise; each image reads a window at a seed-dependent offset
+        self._noise_table = np.random.default_rng(0x5EED).standard_normal(1 << 21, dtype=np.float32)
         if ambient_occlusion is None:
             ambient_occlusion = self.ambient_occlusion()
         ao = np.asarray(ambient_occlusion, np.float32)
@@ -233,18 +240,25 @@ class SceneRenderer:
         m = mat[fid]
         tri = faces[fid]
 
-        # interpolate position, normal, ambient occlusion (and eyeball directions) in one gather
+        # position from the z-buffer depth (exact: p = z K^-1 [x, y, 1] at the sub-sample centre)
+        z = frags.depth.ravel()[flat]
+        fy, fx = np.divmod(flat, W)
+        P = np.empty((len(flat), 3), np.float32)
+        P[:, 0] = ((fx + 0.5) - Ks[0, 2]) / Ks[0, 0] * z
+        P[:, 1] = ((fy + 0.5) - Ks[1, 2]) / Ks[1, 1] * z
+        P[:, 2] = z
+        # interpolate normal, ambient occlusion (and eyeball directions) in one gather
         normals_all = vertex_normals(vc, faces)
         ao = np.concatenate([self.ao, np.full(len(ex.vertices), 0.5, np.float32)])
-        cols = [vc.astype(np.float32), normals_all, ao[:, None]]
+        cols = [normals_all, ao[:, None]]
         if len(ex.eye_dirs) and cfg.eyes == "eyeballs":
             cols.append(np.concatenate([np.zeros((len(v_head), 3), np.float32), ex.eye_dirs]))
         attr = np.concatenate(cols, axis=1)
         g = attr[tri]
         X = g[:, 0] * bary[:, 0:1] + g[:, 1] * bary[:, 1:2] + g[:, 2] * bary[:, 2:3]
-        P, N, A = X[:, 0:3], X[:, 3:6], X[:, 6]
-        N /= np.maximum(np.linalg.norm(N, axis=1, keepdims=True), 1e-12)
-        V = -P / np.maximum(np.linalg.norm(P, axis=1, keepdims=True), 1e-12)
+        N, A = X[:, 0:3], X[:, 3]
+        N /= np.sqrt(np.maximum(np.einsum("nc,nc->n", N, N), 1e-24))[:, None]
+        V = -P / np.sqrt(np.maximum(np.einsum("nc,nc->n", P, P), 1e-24))[:, None]
         nv = np.einsum("nc,nc->n", N, V)
         flip = nv < 0  # silhouette pixels whose interpolated normal turns away: bend toward the eye
         if flip.any():
@@ -266,7 +280,7 @@ class SceneRenderer:
         albedo[m == eyes_mod.SOCKET] = _SOCKET_ALBEDO
         ball = m == eyes_mod.EYEBALL
         if ball.any():
-            albedo[ball], spec_w[ball] = _eyeball_albedo(X[ball, 7:10], scene.iris_rgb)
+            albedo[ball], spec_w[ball] = _eyeball_albedo(X[ball, 4:7], scene.iris_rgb)
 
         # background (needed for the ambient tint)
         bg, bg_kind = self._background(scene, size)
@@ -290,45 +304,63 @@ class SceneRenderer:
         order = np.argsort([-li.intensity for li in lt.lights])
         shadowed = [int(i) for i in order if lt.lights[i].shadows][: cfg.max_shadow_lights]
         spec_scale = spec_w * np.float32(scene.specular_gain)
+        inv_wrap = (1.0 / (1.0 + _WRAP)).astype(np.float32)
         for i, li in enumerate(lt.lights):
             ldir = light_direction(li.azimuth, li.elevation).astype(np.float32)
             E = light_rgb(li.kelvin, li.intensity)
             ndl = N @ ldir
-            lit = ndl > -_WRAP[0]
-            if not lit.any():
-                continue
-            vis = np.ones(int(lit.sum()), np.float32)
-            ndl_l = ndl[lit]
             if i in shadowed:
-                sm = shadow_map(vc, faces, ldir, size=cfg.shadow_map_size, cull_backfaces=True)
-                radius = float(np.clip(np.tan(np.deg2rad(li.softness)) * 40.0 * sm.scale, 0.0, 10.0))
-                # Look up from a point moved toward the light by up to 8 mm at grazing angles: it
-                # leaves the local surface (no self-shadowing line at the wrapped terminator) but
-                # stays inside shadows cast by farther occluders (nose, jaw, brows).
-                toward = (8.0 * (1.0 - np.clip(ndl_l, 0.0, 1.0)) ** 2)[:, None] * ldir
-                vis = shadow_visibility(sm, P[lit] + toward, bias=1.0, radius=radius if radius > 0.75 else 0.0,
-                                        taps=10, normals=N[lit], normal_offset=1.0, slope_bias=1.5)
-            wrap = np.maximum((ndl_l[:, None] + _WRAP) * (1.0 / (1.0 + _WRAP)), 0.0)
-            diffuse[lit] += (vis[:, None] * wrap) * E
-            front = ndl_l > 0
-            if front.any():
-                idx = np.flatnonzero(lit)[front]
-                Hv = V[idx] + ldir
-                Hv /= np.maximum(np.linalg.norm(Hv, axis=1, keepdims=True), 1e-12)
-                ndh = np.maximum(np.einsum("nc,nc->n", N[idx], Hv), 0.0)
-                vdh = np.maximum(np.einsum("nc,nc->n", V[idx], Hv), 0.0)
-                fres = 0.028 + 0.25 * (1.0 - vdh) ** 5
-                n12 = ndh**12
-                lobes = 0.3 * n12 + 3.0 * (n12 * n12) ** 2  # w (s + 8) / 8 n.h^s: s = 12, w = 0.12; s = 48, w = 0.43
-                sv = fres * lobes * ndl_l[front] * vis[front] * spec_scale[idx]
-                spec[idx] += sv[:, None] * E
+                lit = np.flatnonzero(ndl > -_WRAP[0])
+                vis = np.zeros(n_px, np.float32)
+                if lit.size:
+                    sm = shadow_map(vc, faces, ldir, size=cfg.shadow_map_size, cull_backfaces=True)
+                    radius = float(np.clip(np.tan(np.deg2rad(li.softness)) * 40.0 * sm.scale, 0.0, 10.0))
+                    # Look up from a point moved toward the light by up to 8 mm at grazing angles: it
+                    # leaves the local surface (no self-shadowing line at the wrapped terminator) but
+                    # stays inside shadows cast by farther occluders (nose, jaw, brows).
+                    nl = ndl[lit]
+                    toward = (8.0 * (1.0 - np.clip(nl, 0.0, 1.0)) ** 2)[:, None] * ldir
+                    vis[lit] = shadow_visibility(
+                        sm, P[lit] + toward, bias=1.0, radius=radius if radius > 0.75 else 0.0,
+                        taps=10 if cfg.shading == "pixel" else 5,  # sub-samples average 4 rotated disks
+                        normals=N[lit], normal_offset=1.0, slope_bias=1.5)
+                Ev = vis[:, None] * E
+            else:
+                vis = None
+                Ev = E
+            diffuse += np.maximum((ndl[:, None] + _WRAP) * inv_wrap, 0.0) * Ev
+            # specular: normalised Blinn-Phong lobes with Schlick Fresnel, where the light is in front
+            Hv = V + ldir
+            hn = np.einsum("nc,nc->n", Hv, Hv)
+            inv = 1.0 / np.sqrt(np.maximum(hn, 1e-12))
+            ndh = np.maximum(np.einsum("nc,nc->n", N, Hv) * inv, 0.0)
+            vdh = np.clip(np.einsum("nc,nc->n", V, Hv) * inv, 0.0, 1.0)
+            m5 = 1.0 - vdh
+            m2 = m5 * m5
+            fres = 0.028 + 0.25 * (m2 * m2 * m5)
+            n2 = ndh * ndh
+            n4 = n2 * n2
+            n12 = n4 * n4 * n4
+            n48 = n12 * n12
+            n48 *= n48
+            lobes = 0.3 * n12 + 3.0 * n48  # w (s + 8) / 8 n.h^s: s = 12, w = 0.12; s = 48, w = 0.43
+            sv = fres * lobes * np.maximum(ndl, 0.0) * spec_scale
+            if vis is not None:
+                sv *= vis
+            spec += sv[:, None] * E
         color = albedo * diffuse + spec
 
         # auto exposure on the skin, soft shoulder
-        lum = color[skin] @ _LUMA if skin.any() else color @ _LUMA
-        med, p95 = (float(v) for v in np.percentile(lum, [50, 95])) if lum.size else (1.0, 1.0)
-        # expose the median skin at the target, but keep the lit side out of the shoulder
-        gain = float(np.clip(min(lt.exposure_target / max(med, 1e-6), 0.7 / max(p95, 1e-6)), 0.05, 50.0))
+        sel = skin if skin.any() else slice(None)
+        lum = color[sel] @ _LUMA
+        irr = float(np.median(diffuse[sel] @ _LUMA)) if lum.size else 1.0
+        alb = float(np.median(albedo[sel] @ _LUMA)) if lum.size else _REF_ALBEDO
+        p95 = float(np.percentile(lum, 95)) if lum.size else 1.0
+        # metering: the skin's median irradiance seen through a mostly fixed reference albedo (dark
+        # skin stays darker than light skin, as with a camera's face-priority auto exposure), then
+        # keep the lit side out of the shoulder
+        metered = irr * _REF_ALBEDO ** 0.7 * max(alb, 1e-4) ** 0.3
+        gain = float(np.clip(min(lt.exposure_target / max(metered, 1e-6), 0.7 / max(p95, 1e-6)), 0.05, 50.0))
         color = _shoulder(color * np.float32(gain))
 
         # resolve to the output size
@@ -345,11 +377,16 @@ class SceneRenderer:
         # camera imperfections
         if scene.blur_sigma > 0.05:
             img = cv2.GaussianBlur(img, (0, 0), float(scene.blur_sigma), borderType=cv2.BORDER_REFLECT)
-        srgb = linear_to_srgb(img)
-        if scene.noise_sigma > 0:
-            nrng = np.random.default_rng(scene.seed ^ 0x5EED)
-            srgb += nrng.normal(0.0, scene.noise_sigma, srgb.shape).astype(np.float32)
-        out = to_uint8(srgb)
+        out = linear_to_srgb8(img)
+        if scene.noise_sigma > 0:  # sensor noise, Gaussian in the 8-bit sRGB domain
+            z = self._noise_table
+            if out.size < z.size:
+                off = int(scene.seed % (z.size - out.size))
+                z = z[off:off + out.size].reshape(out.shape)
+            else:
+                z = np.random.default_rng(scene.seed).standard_normal(out.shape, dtype=np.float32)
+            noisy = out.astype(np.float32) + np.float32(255.0 * scene.noise_sigma) * z
+            out = np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
         if scene.jpeg_quality > 0:
             ok, buf = cv2.imencode(".jpg", out[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(scene.jpeg_quality)])
             if ok:
@@ -361,29 +398,36 @@ class SceneRenderer:
         lms = project_landmarks(v_head, self.landmark_indices, R, t, scene.K)
         return RenderResult(np.ascontiguousarray(out), alpha, eye_a, lms, bg_kind)
 
+    def _linear_map(self, index):
+        """Bank map ``index`` decoded to linear float32 (a few recently used maps are kept)."""
+        cache = self._lin_cache
+        if index not in cache:
+            if len(cache) >= 8:
+                cache.pop(next(iter(cache)))
+            cache[index] = self.lut[self.bank.maps[int(index)]]
+        return cache[index]
+
     def _sample_albedo(self, index, uv):
-        """Bilinear lookup (linear light) of bank map ``index`` and the specular map at OBJ UVs."""
-        tex = self.bank.maps[int(index)]
+        """Bilinear lookup (in linear light) of bank map ``index`` and of the specular map at OBJ UVs
+        ``(N, 2)``; returns ``(N, 3)`` albedo and ``(N,)`` specular strength, float32."""
+        tex = self._linear_map(int(index))
         h, w = tex.shape[:2]
-        x = np.clip(uv[:, 0] * w - 0.5, 0.0, w - 1.001)
-        y = np.clip((1.0 - uv[:, 1]) * h - 0.5, 0.0, h - 1.001)
-        x0 = x.astype(np.int32)
-        y0 = y.astype(np.int32)
-        fx = (x - x0)[:, None]
-        fy = (y - y0)[:, None]
-        lut = self.lut
-        c00 = lut[tex[y0, x0]]
-        c01 = lut[tex[y0, x0 + 1]]
-        c10 = lut[tex[y0 + 1, x0]]
-        c11 = lut[tex[y0 + 1, x0 + 1]]
-        top = c00 + (c01 - c00) * fx
-        bot = c10 + (c11 - c10) * fx
-        alb = top + (bot - top) * fy
+        n = uv.shape[0]
+        cols = 1024
+        rows = -(-n // cols)
+        mx = np.zeros(rows * cols, np.float32)
+        my = np.zeros(rows * cols, np.float32)
+        mx[:n] = uv[:, 0] * w - 0.5  # texel centres at integer + 0.5 (shading.uv_to_pixel)
+        my[:n] = (1.0 - uv[:, 1]) * h - 0.5
+        mx = mx.reshape(rows, cols)
+        my = my.reshape(rows, cols)
+        alb = cv2.remap(tex, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).reshape(-1, 3)[:n]
         sm = self.bank.specular
-        sh, sw = sm.shape
-        sx = np.clip((uv[:, 0] * sw).astype(np.int32), 0, sw - 1)
-        sy = np.clip(((1.0 - uv[:, 1]) * sh).astype(np.int32), 0, sh - 1)
-        return alb.astype(np.float32), sm[sy, sx].astype(np.float32)
+        if sm.shape != (h, w):
+            mx *= sm.shape[1] / w
+            my *= sm.shape[0] / h
+        spec = cv2.remap(sm, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).reshape(-1)[:n]
+        return alb, spec
 
     def _background(self, scene, size):
         kind = BACKGROUND_KINDS[scene.background_kind]
@@ -392,7 +436,7 @@ class SceneRenderer:
             if self.photos is None:
                 raise ValueError(f"scene {scene.index} asks for a photo background but no photos were given")
             return self.photos.sample(rng, size, size), scene.background_kind
-        img, _ = procedural_background(rng, size, size, kind)
+        img, _ = procedural_background(rng, size, size, kind, resolution_scale=0.5)
         return img, scene.background_kind
 
 

@@ -79,7 +79,7 @@ class Lighting:
     sky_kelvin: float = 6500.0
     ground_kelvin: float = 5000.0
     exposure_target: float = 0.22
-    fill: float = 0.1
+    fill: float = 0.15
 
 
 def _L(az, el, i, k=5500.0, soft=5.0, shadows=True):

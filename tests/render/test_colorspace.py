@@ -4,6 +4,7 @@ import pytest
 
 from digitaltwin_jax.render.colorspace import (
     blackbody_rgb,
+    linear_to_srgb8,
     linear_to_srgb,
     srgb_to_linear,
     srgb_to_linear_lut,
@@ -56,3 +57,12 @@ def test_blackbody_white_point_luminance_and_ordering():
     assert rgb[1, 0] > rgb[1, 1] > rgb[1, 2]  # tungsten is orange
     with pytest.raises(ValueError):
         blackbody_rgb(-5.0)
+
+
+def test_fast_uint8_encoding_is_within_one_code_of_the_formula():
+    x = np.concatenate([np.linspace(-0.1, 1.1, 20001), np.linspace(0, 0.005, 2001)]).astype(np.float32)
+    ref = np.array([np.rint(255 * _srgb_encode_reference(min(max(c, 0.0), 1.0))) for c in x])
+    got = linear_to_srgb8(x)
+    assert got.dtype == np.uint8
+    assert np.abs(got.astype(int) - ref).max() <= 1
+    assert (got.astype(int) == ref).mean() > 0.99

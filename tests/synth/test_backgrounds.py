@@ -36,3 +36,10 @@ def test_photo_backgrounds(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError):
         PhotoBackgrounds.from_folder(tmp_path / "empty")
+
+
+def test_half_resolution_generation_keeps_size_and_range():
+    a, _ = procedural_background(np.random.default_rng(1), 64, 80, "indoor", resolution_scale=0.5)
+    assert a.shape == (64, 80, 3) and 0 <= a.min() and a.max() <= 1
+    with pytest.raises(ValueError):
+        procedural_background(np.random.default_rng(1), 64, 80, resolution_scale=0.0)

@@ -114,3 +114,17 @@ def test_bad_config_raises():
         RenderConfig(eyes="glass")
     with pytest.raises(ValueError):
         RenderConfig(shading="ray")
+
+
+def test_albedo_lookup_matches_reference_bilinear(low_model, small_bank, renderer):
+    """The engine's albedo lookup (linear light, bilinear) against the shared shading.sample_texture
+    applied to the decoded map."""
+    from digitaltwin_jax.render.colorspace import srgb_to_linear
+    from digitaltwin_jax.render.shading import sample_texture
+
+    rng = np.random.default_rng(0)
+    uv = rng.uniform(0.02, 0.98, (500, 2)).astype(np.float32)
+    alb, spec = renderer._sample_albedo(1, uv)
+    ref = sample_texture(srgb_to_linear(small_bank.maps[1] / 255.0), uv)
+    np.testing.assert_allclose(alb, ref, atol=2e-3)
+    np.testing.assert_allclose(spec, sample_texture(small_bank.specular, uv), atol=2e-3)
