@@ -17,6 +17,7 @@ __all__ = [
     "is_concrete",
     "unique_edges",
     "one_ring",
+    "vertex_faces",
     "face_normals",
     "vertex_normals",
     "flipped_faces",
@@ -152,3 +153,25 @@ def bounding_box_diagonal(vertices) -> jax.Array:
     """Length of the axis-aligned bounding-box diagonal of ``(..., V, 3)`` points."""
     v = jnp.asarray(vertices)
     return jnp.linalg.norm(v.max(axis=-2) - v.min(axis=-2), axis=-1)
+
+
+def vertex_faces(faces, num_vertices: int):
+    """Padded vertex -> incident faces lists (numpy; concrete faces).
+
+    Returns:
+      vf: ``(V, Kf) int32`` face indices (padding repeats face 0); mask: ``(V, Kf) bool``.
+    """
+    f = _concrete_faces(check_faces(faces, num_vertices), "vertex_faces").astype(np.int64)
+    vid = f.reshape(-1)
+    fid = np.repeat(np.arange(f.shape[0]), 3)
+    order = np.argsort(vid, kind="stable")
+    vid, fid = vid[order], fid[order]
+    counts = np.bincount(vid, minlength=num_vertices)
+    k = max(int(counts.max()), 1)
+    start = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    slot = np.arange(vid.size) - start[vid]
+    vf = np.zeros((num_vertices, k), dtype=np.int32)
+    mask = np.zeros((num_vertices, k), dtype=bool)
+    vf[vid, slot] = fid
+    mask[vid, slot] = True
+    return vf, mask
