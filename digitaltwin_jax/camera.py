@@ -15,7 +15,7 @@ import numpy as np
 
 from digitaltwin_jax.geometry.rotations import quaternion_to_matrix
 
-__all__ = ["intrinsics", "project", "transform", "frontal_rotation", "FRONTAL_QUATERNION"]
+__all__ = ["intrinsics", "project", "transform", "frontal_rotation", "FRONTAL_QUATERNION", "epnp_pose"]
 
 # Rotation by pi about the x axis, (w, x, y, z): maps head frame (y up, z toward viewer) to the
 # OpenCV camera frame (y down, z away from the viewer).
@@ -59,3 +59,43 @@ def project(points_cam, K):
     p = jnp.asarray(points_cam)
     uvw = p @ jnp.asarray(K).T
     return uvw[..., :2] / uvw[..., 2:3]
+
+
+def epnp_pose(object_points, image_points, image_size, focal_scale=1.0):
+    """Initial extrinsics by EPnP (Lepetit et al., paper ref. [26]) through OpenCV ``solvePnP``.
+
+    Args:
+      object_points: ``(n, 3)`` points in the head frame (mm), n >= 4, not all collinear.
+      image_points: ``(n, 2)`` their pixels (x = column, y = row); rows with NaN are dropped.
+      image_size: ``(h, w)``; K as :func:`intrinsics` with ``focal_scale``; no lens distortion.
+
+    Returns:
+      ``(q, t)``: ``(4,) float64`` unit quaternion wxyz (w >= 0) and ``(3,) float64`` translation (mm)
+      with ``p_cam = R(q) p + t``.
+
+    Raises:
+      ValueError: wrong shapes, fewer than 4 valid points, or no pose in front of the camera.
+    """
+    import cv2
+
+    from digitaltwin_jax.geometry.rotations import matrix_to_quaternion
+
+    obj = np.asarray(object_points, dtype=np.float64)
+    img = np.asarray(image_points, dtype=np.float64)
+    if obj.ndim != 2 or obj.shape[1] != 3 or img.shape != (obj.shape[0], 2):
+        raise ValueError(f"object_points must be (n, 3) and image_points (n, 2), got {obj.shape} and {img.shape}")
+    ok = np.all(np.isfinite(obj), axis=1) & np.all(np.isfinite(img), axis=1)
+    obj, img = obj[ok], img[ok]
+    if obj.shape[0] < 4:
+        raise ValueError(f"EPnP needs at least 4 valid point pairs, got {obj.shape[0]}")
+    K = np.asarray(intrinsics(image_size, focal_scale), dtype=np.float64)
+    good, rvec, tvec = cv2.solvePnP(obj, img, K, None, flags=cv2.SOLVEPNP_EPNP)
+    if not good or not np.all(np.isfinite(rvec)) or not np.all(np.isfinite(tvec)):
+        raise ValueError("EPnP failed (degenerate point configuration)")
+    R, _ = cv2.Rodrigues(rvec)
+    t = tvec.reshape(3)
+    if np.median(obj @ R[2] + t[2]) <= 0:
+        raise ValueError("EPnP placed the points behind the camera (degenerate landmarks)")
+    q = np.asarray(matrix_to_quaternion(R.astype(np.float32)), dtype=np.float64)
+    q = q / np.linalg.norm(q)
+    return q, t.astype(np.float64)

@@ -1,0 +1,243 @@
+"""Landmark term E_l (paper eq. 1) and the sliding jaw contour (paper section 3.4, ref. [7]).
+
+E_l = sum_i || (100 / W_eye) * (K(T(S(P_F, m_i), (q, t)), f_s) - L_i) ||^2
+
+* ``S(P_F, m_i)`` samples landmark i as a barycentric combination of (up to) three vertices of the
+  deformed mesh: ``sample_indices (68, 3) int32`` and ``sample_weights (68, 3) float`` (a vertex is
+  ``(i, i, i), (1, 0, 0)``; a point on edge (a, b) is ``(a, b, a), (w, 1 - w, 0)``).
+* ``K`` and ``T`` are the OpenCV camera of :mod:`digitaltwin_jax.camera`:
+  ``p_cam = R(q) p + t`` (q normalised inside), ``u = f_s f x / z + c_x``, ``v = f_s f y / z + c_y``,
+  ``f = max(h, w)``, ``c = (w / 2, h / 2)`` (the paper's text swaps h and w for c; this is the
+  correct assignment).
+* ``W_eye`` is the image distance of the outer eye corners (iBUG 36 and 45).  The paper writes
+  100 / W_eye outside the square; we scale the residual itself, so the term measures errors in
+  "percent of the eye distance" and its balance against the priors does not depend on the image
+  resolution (with the paper's form, doubling the resolution doubles E_l).
+* Missing landmarks (NaN, or ``mask == 0``) give zero residual rows: masked, never propagated.
+
+Sliding contour.  The 17 jaw landmarks of a detector lie on the visible face outline, which moves
+over the surface with the head pose.  :func:`contour_lines` precomputes, once per topology, one
+*line* of candidate surface points per jaw landmark: the intersection of the neutral mesh with the
+horizontal plane (head frame, y = const) through the landmark, from the model's extended jawline
+(``model.contour_candidates``, the frontal outline) inward across the cheek.  At every iteration
+:func:`select_contour` picks, on each line, the point that lies outermost in the image along the
+projected head x axis on that side (right side = iBUG 0-7: most negative head x; left = 9-16) - the
+silhouette point of that horizontal section for the current pose.  Lines are ordered by height, so
+the order of the jaw landmarks is kept.  Point 8 (chin) stays at ``model.landmark_indices[8]``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from digitaltwin_jax.geometry.rotations import quaternion_to_matrix
+
+__all__ = [
+    "NUM_LANDMARKS",
+    "JAW",
+    "CHIN",
+    "RIGHT_EYE_OUTER",
+    "LEFT_EYE_OUTER",
+    "ContourLines",
+    "contour_lines",
+    "select_contour",
+    "fixed_samples",
+    "sample_points",
+    "project_points",
+    "eye_distance",
+    "landmark_residual",
+]
+
+NUM_LANDMARKS = 68
+JAW = tuple(range(17))
+CHIN = 8
+RIGHT_EYE_OUTER = 36
+LEFT_EYE_OUTER = 45
+
+
+@functools.partial(jax.tree_util.register_dataclass, data_fields=["indices", "weights"], meta_fields=[])
+@dataclasses.dataclass(frozen=True)
+class ContourLines:
+    """Candidate points for the 17 jaw landmarks (one ordered line per landmark).
+
+    Attributes:
+      indices: ``(17, K, 3) int32`` vertex indices of each candidate point (barycentric form).
+      weights: ``(17, K, 3) float32`` barycentric weights (rows sum to 1).  Line ``j`` serves iBUG
+        landmark ``j``; candidates run from the frontal outline inward, padded by repeating the
+        last one.  Line 8 (chin) holds the chin vertex only.
+    """
+
+    indices: np.ndarray
+    weights: np.ndarray
+
+
+def fixed_samples(landmark_indices) -> tuple[np.ndarray, np.ndarray]:
+    """Barycentric form ``((68, 3) int32, (68, 3) float32)`` of vertex landmarks ``(68,)``."""
+    li = np.asarray(landmark_indices, dtype=np.int32)
+    if li.shape != (NUM_LANDMARKS,):
+        raise ValueError(f"landmark_indices must have shape (68,), got {li.shape}")
+    w = np.zeros((NUM_LANDMARKS, 3), np.float32)
+    w[:, 0] = 1.0
+    return np.repeat(li[:, None], 3, axis=1), w
+
+
+def _unique_edges(faces: np.ndarray) -> np.ndarray:
+    e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]], axis=0)
+    return np.unique(np.sort(e, axis=1), axis=0)
+
+
+def contour_lines(
+    vertices,
+    faces,
+    landmark_indices,
+    contour_candidates,
+    surface_mask=None,
+    *,
+    max_points: int = 16,
+    inner_fraction: float = 0.25,
+) -> ContourLines:
+    """Precompute the sliding-contour candidate lines of a topology (numpy, once per model).
+
+    Args:
+      vertices: ``(V, 3)`` neutral mesh, head frame (x to the subject's left, y up, z out of the face).
+      faces: ``(F, 3) int``.
+      landmark_indices: ``(68,) int`` iBUG landmark vertices (their heights define the lines).
+      contour_candidates: ``(right, left)`` vertex index sequences of the extended jawlines (the
+        frontal outline), right = the side of iBUG 0-7 (negative x).  Any order along the jaw.
+      surface_mask: optional ``(V,) bool``; only edges with both ends on it are used (e.g. the
+        model's ``outer_surface_mask``, which excludes inner lips and nostrils).
+      max_points: K, candidates per line (evenly subsampled from the outside inward).
+      inner_fraction: lines stop at ``inner_fraction * |x_outline|`` from the mid-sagittal plane.
+
+    Returns:
+      :class:`ContourLines` with ``(17, K, 3)`` indices and weights.
+    """
+    v = np.asarray(vertices, dtype=np.float64)
+    f = np.asarray(faces, dtype=np.int64)
+    li = np.asarray(landmark_indices, dtype=np.int64)
+    if v.ndim != 2 or v.shape[1] != 3:
+        raise ValueError(f"vertices must have shape (V, 3), got {v.shape}")
+    if li.shape != (NUM_LANDMARKS,):
+        raise ValueError(f"landmark_indices must have shape (68,), got {li.shape}")
+    if len(contour_candidates) != 2 or min(len(c) for c in contour_candidates) < 2:
+        raise ValueError("contour_candidates must be (right, left) sequences of >= 2 vertex indices")
+    if max_points < 1:
+        raise ValueError(f"max_points must be >= 1, got {max_points}")
+    edges = _unique_edges(f)
+    if surface_mask is not None:
+        m = np.asarray(surface_mask, dtype=bool)
+        edges = edges[m[edges[:, 0]] & m[edges[:, 1]]]
+    ya, yb = v[edges[:, 0], 1], v[edges[:, 1], 1]
+
+    idx = np.zeros((17, max_points, 3), np.int32)
+    wts = np.zeros((17, max_points, 3), np.float32)
+    wts[..., 0] = 1.0
+    idx[CHIN] = li[CHIN]
+    for side, (sign, lms) in enumerate(((-1.0, range(0, 8)), (1.0, range(9, 17)))):
+        poly = v[np.asarray(contour_candidates[side], dtype=np.int64)]
+        order = np.argsort(poly[:, 1])
+        py, px, pz = poly[order, 1], poly[order, 0], poly[order, 2]
+        for j in lms:
+            y0 = v[li[j], 1]
+            x_out = float(np.interp(y0, py, px))
+            z_out = float(np.interp(y0, py, pz))
+            cross = (np.minimum(ya, yb) <= y0) & (np.maximum(ya, yb) >= y0) & (ya != yb)
+            e = edges[cross]
+            w_a = (yb[cross] - y0) / (yb[cross] - ya[cross])  # weight of endpoint a
+            p = w_a[:, None] * v[e[:, 0]] + (1.0 - w_a[:, None]) * v[e[:, 1]]
+            sx = sign * p[:, 0]
+            keep = (sx <= sign * x_out + 2.0) & (sx >= inner_fraction * abs(x_out)) & (p[:, 2] >= z_out - 2.0)
+            e, w_a, sx = e[keep], w_a[keep], sx[keep]
+            if e.shape[0] == 0:  # degenerate topology: fall back to the fixed landmark vertex
+                idx[j] = li[j]
+                continue
+            o = np.argsort(-sx, kind="stable")  # outermost first
+            pick = np.unique(np.round(np.linspace(0, len(o) - 1, min(max_points, len(o)))).astype(int))
+            sel = o[pick]
+            n = len(sel)
+            idx[j, :n, 0], idx[j, :n, 1], idx[j, :n, 2] = e[sel, 0], e[sel, 1], e[sel, 0]
+            wts[j, :n] = np.stack([w_a[sel], 1.0 - w_a[sel], np.zeros(n)], axis=1)
+            idx[j, n:] = idx[j, n - 1]
+            wts[j, n:] = wts[j, n - 1]
+    return ContourLines(indices=idx, weights=wts)
+
+
+def sample_points(vertices, indices, weights):
+    """Barycentric samples ``(..., 3)`` of ``vertices (V, 3)`` at ``indices/weights (..., 3)``."""
+    v = jnp.asarray(vertices)
+    return jnp.sum(v[jnp.asarray(indices)] * jnp.asarray(weights, v.dtype)[..., None], axis=-2)
+
+
+def project_points(points, q, t, focal_scale, focal, principal_point):
+    """Pixels ``(..., 2)`` of head-frame ``points (..., 3)`` (OpenCV camera, see module docstring).
+
+    Args:
+      points: ``(..., 3)`` head frame, mm.
+      q: ``(4,)`` wxyz (normalised inside); t: ``(3,)`` mm; focal_scale: scalar f_s.
+      focal: scalar f = max(h, w) in pixels; principal_point: ``(2,)`` (c_x, c_y) = (w / 2, h / 2).
+    """
+    pc = jnp.asarray(points) @ quaternion_to_matrix(q).T + t
+    return focal_scale * focal * pc[..., :2] / pc[..., 2:3] + principal_point
+
+
+def select_contour(line_points, q, t, focal_scale, focal, principal_point, previous=None, hysteresis_px=0.0):
+    """Index of the silhouette candidate on each jaw line for the current pose (paper ref. [7]).
+
+    Args:
+      line_points: ``(17, K, 3)`` head-frame positions of the candidates of :class:`ContourLines`
+        on the current (deformed) mesh.
+      q, t, focal_scale, focal, principal_point: camera as in :func:`project_points`.
+      previous: optional ``(17,) int`` the last selection; a line switches only when its new best
+        candidate lies more than ``hysteresis_px`` further out than the previous one (this stops the
+        selection from flip-flopping between two neighbours from one iteration to the next).
+      hysteresis_px: see ``previous``.
+
+    Returns:
+      ``(17,) int32``: on lines 0-7 the candidate outermost in the image along the projected head
+      -x axis, on lines 9-16 along +x (line 8 has one candidate).  Not differentiable (an argmax);
+      the solver re-selects between iterations.
+    """
+    pts = jnp.asarray(line_points)
+    px = project_points(pts, q, t, focal_scale, focal, principal_point)  # (17, K, 2)
+    side = jnp.where(jnp.arange(17) < CHIN, -1.0, 1.0).astype(pts.dtype)
+    ref = pts[:, 0, :]
+    ax = jnp.zeros_like(ref).at[:, 0].set(10.0 * side)
+    d = project_points(ref + ax, q, t, focal_scale, focal, principal_point) - px[:, 0, :]
+    d = d / jnp.maximum(jnp.linalg.norm(d, axis=-1, keepdims=True), 1e-9)
+    score = jnp.sum(px * d[:, None, :], axis=-1)
+    best = jnp.argmax(score, axis=1).astype(jnp.int32)
+    if previous is None:
+        return best
+    prev = jnp.asarray(previous, jnp.int32)
+    gain = jnp.take_along_axis(score, best[:, None], 1)[:, 0] - jnp.take_along_axis(score, prev[:, None], 1)[:, 0]
+    return jnp.where(gain > hysteresis_px, best, prev).astype(jnp.int32)
+
+
+def eye_distance(landmarks_2d) -> float:
+    """W_eye: pixel distance of the outer eye corners (iBUG 36, 45) of ``landmarks_2d (68, 2)``.
+
+    Returns NaN when either corner is missing (the caller then falls back to the projected model).
+    """
+    lm = np.asarray(landmarks_2d, dtype=np.float64)
+    return float(np.linalg.norm(lm[RIGHT_EYE_OUTER] - lm[LEFT_EYE_OUTER]))
+
+
+def landmark_residual(points, landmarks_2d, mask, scale, q, t, focal_scale, focal, principal_point):
+    """Residual of eq. 1: ``(136,)`` = ``sqrt(mask) * scale * (project(points) - landmarks_2d)``.
+
+    Args:
+      points: ``(68, 3)`` head-frame landmark positions on the deformed mesh (see :func:`sample_points`).
+      landmarks_2d: ``(68, 2)`` detected pixels; entries of masked landmarks are ignored (may be NaN).
+      mask: ``(68,)`` non-negative weights (0 = missing; jaw landmarks may get a lower weight).
+      scale: scalar 100 / W_eye.
+      q, t, focal_scale, focal, principal_point: camera, see :func:`project_points`.
+    """
+    mask = jnp.asarray(mask)
+    obs = jnp.where(mask[:, None] > 0, jnp.nan_to_num(jnp.asarray(landmarks_2d)), 0.0)
+    px = project_points(points, q, t, focal_scale, focal, principal_point)
+    r = (px - obs) * (scale * jnp.sqrt(mask))[:, None]
+    return jnp.where(mask[:, None] > 0, r, 0.0).reshape(-1)
