@@ -29,6 +29,7 @@ collection, so the decoder takes the raw embedding.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import flax.linen as nn
@@ -170,6 +171,11 @@ class ShapeDecoder(nn.Module):
         return x.reshape(x.shape[:-1] + (cfg.num_vertices, 3))
 
 
+@functools.lru_cache(maxsize=16)
+def _jitted_init(config: DecoderConfig):
+    return jax.jit(ShapeDecoder(config).init)
+
+
 def init_decoder(
     key: jax.Array,
     config: DecoderConfig,
@@ -195,7 +201,7 @@ def init_decoder(
             f"PCA basis shapes {pca.components.shape} / {pca.mean.shape} do not match the config "
             f"(expected ({c}, {v3}) / ({v3},))"
         )
-    variables = jax.jit(ShapeDecoder(config).init)(key, jnp.zeros((1, d), jnp.float32))
+    variables = _jitted_init(config)(key, jnp.zeros((1, d), jnp.float32))
     params = jax.tree_util.tree_map(lambda a: a, dict(variables["params"]))
     kernel = np.asarray(pca.components, np.float32)  # (C, 3V): x @ kernel
     if config.pca_scale == "std":

@@ -119,8 +119,9 @@ def default_shape_source() -> RegressorShapeSource | None:
     """The shipped regressor if its held-out evaluation chose it as the default, else None.
 
     The choice is recorded in ``assets/regressor/metrics.json`` as ``"use_as_default": true`` when
-    the regressor (alone or followed by the non-rigid fit) had a lower mean ARMSE than the landmark
-    identity fit at every crop radius of the held-out synthetic test set.
+    the regressor (alone or followed by the non-rigid fit) had a lower ARMSE than the landmark
+    identity fit on the held-out synthetic test set (mean over test heads, averaged over the crop
+    radii d = 80..110 mm; see ``digitaltwin_jax.regressor.cli.default_decision``).
     """
     try:
         reg = load_regressor()
