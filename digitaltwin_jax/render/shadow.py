@@ -7,9 +7,10 @@ the orthonormal basis ``(e1, e2, e3)`` with ``e3 = -light_dir`` (depth grows awa
 (:func:`digitaltwin_jax.render.rasterize`, ``perspective=False``); :func:`shadow_visibility` then
 compares a point's depth with the stored nearest depth: the point is lit when
 ``p . e3 <= depth_map(p) + bias`` (optionally plus a slope-scaled term for surfaces grazing the
-light, and with the lookup point pushed along its normal: the usual cures for shadow "acne").  Soft shadows (percentage-closer filtering): the comparison is
-averaged over taps on a disc of ``radius`` texels (a Vogel spiral rotated per point so banding becomes
-fine noise); ``radius = 0`` uses the bilinear 2x2 PCF of the four nearest texels.
+light, and with the lookup point pushed along its normal: the usual cures for shadow "acne").
+Soft shadows (percentage-closer filtering): the comparison is averaged over taps on a disc of
+``radius`` texels (a Vogel spiral rotated per point so banding becomes fine noise); ``radius = 0``
+uses the bilinear 2x2 PCF of the four nearest texels.
 
 Units are the scene's (mm for heads); texel coordinates follow the rasteriser (x = column, y = row,
 texel centres at ``+0.5``).

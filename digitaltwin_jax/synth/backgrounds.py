@@ -98,7 +98,8 @@ def _indoor(rng, h, w):
                 img[y1:y2, max(x2 - t, 0):x2] = fc
     if rng.random() < 0.5:  # floor or ceiling band
         cut = int(rng.uniform(0.6, 0.95) * h)
-        img[cut:] = _random_color(rng, (0.0, 0.5), (0.05, 0.6)) * (1.0 + 0.1 * _fractal(rng, h - cut, w, 4, 3))[..., None]
+        floor = _random_color(rng, (0.0, 0.5), (0.05, 0.6))
+        img[cut:] = floor * (1.0 + 0.1 * _fractal(rng, h - cut, w, 4, 3))[..., None]
     return img
 
 
@@ -106,7 +107,8 @@ def _outdoor(rng, h, w):
     yy = np.linspace(0, 1, h, dtype=np.float32)[:, None]
     kind = rng.random()
     if kind < 0.5:  # clear sky
-        top = srgb_to_linear(np.array([rng.uniform(0.2, 0.45), rng.uniform(0.45, 0.65), rng.uniform(0.8, 1.0)], np.float32))
+        top = srgb_to_linear(np.array([rng.uniform(0.2, 0.45), rng.uniform(0.45, 0.65), rng.uniform(0.8, 1.0)],
+                                      np.float32))
         bot = srgb_to_linear(np.array([0.75, 0.85, 0.95], np.float32))
     elif kind < 0.8:  # overcast
         g = rng.uniform(0.6, 0.95)
@@ -123,7 +125,8 @@ def _outdoor(rng, h, w):
     edge = horizon + 0.15 * _fractal(rng, 1, w, 4, 4)[0] + 0.1 * _fractal(rng, 1, w, 12, 2)[0]
     mask = (yy > edge[None, :]).astype(np.float32)
     if rng.random() < 0.6:  # foliage
-        base = srgb_to_linear(np.array([rng.uniform(0.15, 0.4), rng.uniform(0.3, 0.55), rng.uniform(0.1, 0.3)], np.float32))
+        base = srgb_to_linear(np.array([rng.uniform(0.15, 0.4), rng.uniform(0.3, 0.55), rng.uniform(0.1, 0.3)],
+                                       np.float32))
     else:  # buildings / rocks
         base = _random_color(rng, (0.0, 0.3), (0.2, 0.7))
     tex = np.clip(1.0 + 0.6 * _fractal(rng, h, w, 8, 4), 0.2, 2.0)

@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     p.add_argument("--sampler", choices=SAMPLERS, default="dr",
                    help="shape population: dr (paper), cpca, noaug (ablations), gaussian (model prior)")
+    p.add_argument("--population-size", type=int, default=482,
+                   help="subjects in the stand-in database of the dr/cpca/noaug samplers (default 482)")
+    p.add_argument("--population-groups", type=int, default=6, help="groups of that database (default 6)")
     p.add_argument("--resolution", choices=("low", "full"), default="low", help="head model resolution")
     p.add_argument("--eyes", choices=("masked", "eyeballs"), default="masked",
                    help="masked eye openings (paper, default) or sphere eyeballs")
@@ -69,6 +72,8 @@ def main(argv=None) -> int:
             shard_size=args.shard_size,
             sampler=args.sampler,
             resolution=args.resolution,
+            population_size=args.population_size,
+            population_groups=args.population_groups,
             bank_size=args.bank_size,
             texture_size=args.texture_size,
             albedo_source=args.albedo_source,

@@ -6,7 +6,8 @@ Layout of an output folder::
     manifest.json        configuration (a rerun must match it), counts, shard names
     albedo_bank.npz      the albedo maps used (ids, tones, the generic specular map)
     ambient_occlusion.npy per-vertex ambient occlusion of the mean head
-    population.npz       the shape population, for the DR / C-PCA / No-Aug samplers
+    population.npz       the subject database of the DR / C-PCA / No-Aug samplers, and
+    shapes.npy           all their sampled shapes, shapes_meta.npz (group, closest subject)
     shard_00000.npz      images 0 .. shard_size-1 and their metadata (see SHARD_KEYS)
     ...
     contact_sheet.png    8 x 8 random renders
@@ -62,7 +63,8 @@ SHARD_KEYS = {
     "subject": "(n,) int32 closest population subject (-1: none)",
     "group": "(n,) int32 population group of that subject (-1: none)",
     "preset": "(n,) int16 lighting preset index into preset_names",
-    "lights": f"(n, {MAX_LIGHTS}, 6) float32 perturbed lights: azimuth, elevation, intensity, kelvin, softness, shadows (zero rows: none)",
+    "lights": f"(n, {MAX_LIGHTS}, 6) float32 perturbed lights: azimuth, elevation, intensity, kelvin, "
+              "softness, shadows (zero rows: none)",
     "ambient": "(n, 6) float32 sky, ground, sky kelvin, ground kelvin, exposure target, camera-side fill",
     "albedo": "(n,) int32 index into albedo_ids",
     "background": "(n,) int8 index into background_kinds",
@@ -86,6 +88,8 @@ class DatasetConfig:
       sampler: shape population: ``"dr"`` (paper), ``"cpca"``, ``"noaug"`` (ablations) or
         ``"gaussian"`` (identity coefficients N(0, 1), no population).
       resolution: head model resolution (``"low"`` or ``"full"``).
+      population_size, population_groups: the stand-in subject database of the DR / C-PCA / No-Aug
+        samplers (paper: 482 subjects in 6 groups; :mod:`.population`).
       bank_size: albedo maps in the bank.
       texture_size: albedo map side.
       albedo_source: ``"procedural"`` (:mod:`.albedo`'s skin model: tone, hair and brow colours,
@@ -102,6 +106,8 @@ class DatasetConfig:
     shard_size: int = 256
     sampler: str = "dr"
     resolution: str = "low"
+    population_size: int = 482
+    population_groups: int = 6
     bank_size: int = 64
     texture_size: int = 512
     albedo_source: str = "procedural"
@@ -186,7 +192,8 @@ def _ao_file(out_dir):
 def _prepare_ao(out_dir, config: DatasetConfig, model, bank: AlbedoBank):
     path = _ao_file(out_dir)
     if not path.exists():
-        ao = SceneRenderer(model, bank, config.render, ambient_occlusion=np.ones(model.vertices.shape[0], np.float32)).ambient_occlusion()
+        ones = np.ones(model.vertices.shape[0], np.float32)  # placeholder; the real one is computed here
+        ao = SceneRenderer(model, bank, config.render, ambient_occlusion=ones).ambient_occlusion()
         with atomic_write(path) as fh:
             np.save(fh, ao)
 
@@ -324,8 +331,8 @@ def _check_manifest(out_dir: Path, config: DatasetConfig):
         }, indent=1))
 
 
-_OWN_FILES = ("shard_", "albedo_bank.npz", "ambient_occlusion.npy", "population.npz", "manifest.json",
-              "summary.json", "contact_sheet")
+_OWN_FILES = ("shard_", "albedo_bank.npz", "ambient_occlusion.npy", "population.npz", "shapes.npy",
+              "shapes_meta.npz", "manifest.json", "summary.json", "contact_sheet")
 
 
 def _clean_temporaries(out_dir: Path):

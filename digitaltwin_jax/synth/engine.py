@@ -49,7 +49,7 @@ from digitaltwin_jax.render.shading import vertex_normals
 from digitaltwin_jax.render.shadow import shadow_map, shadow_visibility
 from digitaltwin_jax.synth import eyes as eyes_mod
 from digitaltwin_jax.synth.albedo import AlbedoBank
-from digitaltwin_jax.synth.backgrounds import BACKGROUND_KINDS, PhotoBackgrounds, procedural_background
+from digitaltwin_jax.synth.backgrounds import BACKGROUND_KINDS, procedural_background
 from digitaltwin_jax.synth.lighting import light_direction, light_rgb
 
 __all__ = ["RenderConfig", "RenderResult", "SceneRenderer", "project_landmarks"]

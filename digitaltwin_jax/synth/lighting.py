@@ -2,8 +2,9 @@
 3.2 and supplementary 4.4 / Fig. 12: "30 different manually created lighting conditions").
 
 A :class:`Lighting` is a few directional lights plus a hemispherical ambient term (sky colour from
-above, ground colour from below) and a weak shadowless camera-side fill, all in **linear** RGB radiometric units where a white Lambertian
-surface facing a light of intensity 1 reflects 1 before exposure.  Directions are in the *camera*
+above, ground colour from below) and a weak shadowless camera-side fill, all in **linear** RGB
+radiometric units where a white Lambertian surface facing a light of intensity 1 reflects 1 before
+exposure.  Directions are in the *camera*
 frame (OpenCV: x right, y down, z forward) and point toward the light, so the lights stay fixed in the
 photo while the head turns, like a studio or a room.
 
@@ -100,7 +101,8 @@ PRESETS: tuple[Lighting, ...] = (
     Lighting("window_left", (_L(-65, 12, 1.0, 6200, 18),), 0.22, 0.10, 7000, 4500),
     Lighting("window_right", (_L(65, 12, 1.0, 6200, 18),), 0.22, 0.10, 7000, 4500),
     Lighting("window_front_overcast", (_L(20, 10, 0.8, 6800, 28),), 0.45, 0.18, 7000, 5000),
-    Lighting("office_overhead_fluorescent", (_L(0, 70, 1.0, 4200, 20), _L(0, 20, 0.25, 4200, 30, False)), 0.30, 0.15, 4300, 4000),
+    Lighting("office_overhead_fluorescent", (_L(0, 70, 1.0, 4200, 20), _L(0, 20, 0.25, 4200, 30, False)),
+             0.30, 0.15, 4300, 4000),
     Lighting("downlight_warm", (_L(10, 62, 1.2, 2900, 4),), 0.10, 0.06, 3000, 2800, 0.18),
     Lighting("sun_high_noon", (_L(15, 62, 1.6, 5600, 0.5),), 0.45, 0.20, 9000, 5000),
     Lighting("sun_side_left", (_L(-60, 30, 1.5, 5400, 0.5),), 0.40, 0.18, 9000, 5000),
@@ -110,10 +112,12 @@ PRESETS: tuple[Lighting, ...] = (
     Lighting("golden_hour_left", (_L(-55, 10, 1.3, 3000, 0.5),), 0.35, 0.12, 10000, 4000),
     Lighting("golden_hour_right", (_L(55, 10, 1.3, 3000, 0.5),), 0.35, 0.12, 10000, 4000),
     Lighting("backlit_sun", (_L(165, 30, 2.0, 5000, 0.5), _L(0, -10, 0.25, 5500, 30, False)), 0.40, 0.15, 8500, 5000),
-    Lighting("rim_kickers", (_L(-130, 15, 1.2, 5600, 6), _L(130, 15, 1.2, 5600, 6), _L(0, 20, 0.35, 5600, 25, False)), 0.1, 0.04, exposure_target=0.17),
+    Lighting("rim_kickers", (_L(-130, 15, 1.2, 5600, 6), _L(130, 15, 1.2, 5600, 6),
+                             _L(0, 20, 0.35, 5600, 25, False)), 0.1, 0.04, exposure_target=0.17),
     Lighting("low_key_left", (_L(-50, 25, 1.2, 5000, 5),), 0.12, 0.05, exposure_target=0.13),
     Lighting("low_key_right", (_L(50, 25, 1.2, 5000, 5),), 0.12, 0.05, exposure_target=0.13),
-    Lighting("high_key", (_L(0, 20, 0.7, 5600, 30), _L(-50, 10, 0.4, 5600, 25, False), _L(50, 10, 0.4, 5600, 25, False)), 0.5, 0.3, exposure_target=0.32),
+    Lighting("high_key", (_L(0, 20, 0.7, 5600, 30), _L(-50, 10, 0.4, 5600, 25, False),
+                          _L(50, 10, 0.4, 5600, 25, False)), 0.5, 0.3, exposure_target=0.32),
     Lighting("clamshell", (_L(0, 40, 1.0, 5600, 15), _L(0, -35, 0.4, 5600, 20, False)), 0.15, 0.1),
     Lighting("screen_glow_night", (_L(0, -3, 0.8, 8000, 12),), 0.02, 0.01, 3000, 3000, 0.13),
     Lighting("candle_warm_low", (_L(20, -12, 1.0, 2300, 8),), 0.15, 0.08, 3500, 3000, 0.15),

@@ -191,7 +191,9 @@ def matrix_to_euler(R) -> np.ndarray:
     return np.rad2deg([roll, yaw, pitch])
 
 
-_IRIS = np.array([[0.08, 0.04, 0.02], [0.15, 0.08, 0.03], [0.1, 0.12, 0.06], [0.12, 0.2, 0.3], [0.05, 0.08, 0.12]], np.float32)
+# linear iris colours: dark brown, brown, hazel, blue, grey-blue
+_IRIS = np.array([[0.08, 0.04, 0.02], [0.15, 0.08, 0.03], [0.1, 0.12, 0.06], [0.12, 0.2, 0.3], [0.05, 0.08, 0.12]],
+                 np.float32)
 
 
 def sample_scene(index: int, seed: int, config: SceneConfig, shape_source, model, bank_size: int,
@@ -201,7 +203,8 @@ def sample_scene(index: int, seed: int, config: SceneConfig, shape_source, model
     Args:
       index, seed: data-set index and seed.
       config: :class:`SceneConfig`.
-      shape_source: object with ``sample(rng) -> ShapeSample`` (:mod:`.shapes`).
+      shape_source: object with ``sample(rng, index=...) -> ShapeSample`` (:mod:`.shapes`,
+        :mod:`.population`).
       model: the :class:`~digitaltwin_jax.model.head_model.HeadModel` (expression basis, landmarks).
       bank_size: number of albedo maps.
       subject_albedo: optional ``(N_subjects,) int`` map index of each population subject (default
@@ -211,7 +214,7 @@ def sample_scene(index: int, seed: int, config: SceneConfig, shape_source, model
     s = image_seed(seed, index)
     rng = np.random.default_rng(s)
     # 1. shape
-    shape = shape_source.sample(rng)
+    shape = shape_source.sample(rng, index=int(index))
     v = np.asarray(shape.vertices, np.float32)
     expr = np.zeros(model.expression_basis.shape[0], np.float32)
     if config.expressions:
@@ -256,7 +259,8 @@ def sample_scene(index: int, seed: int, config: SceneConfig, shape_source, model
     post = config.post
     blur = float(rng.uniform(*post.blur_sigma))
     noise = float(rng.uniform(*post.noise_sigma))
-    jpeg = int(rng.integers(post.jpeg_quality[0], post.jpeg_quality[1] + 1)) if rng.random() < post.jpeg_probability else 0
+    use_jpeg = rng.random() < post.jpeg_probability
+    jpeg = int(rng.integers(post.jpeg_quality[0], post.jpeg_quality[1] + 1)) if use_jpeg else 0
     spec = float(rng.uniform(*post.specular_gain))
     iris = _IRIS[int(rng.integers(len(_IRIS)))] * rng.uniform(0.7, 1.3)
     return Scene(

@@ -5,12 +5,15 @@ A *shape source* draws a neutral (or expressive) head from a population:
 
 * :class:`GaussianIdentitySource`: identity coefficients ``N(0, sigma^2)`` on the model's identity
   modes (the model's own prior; no subjects);
-* :class:`PopulationSource`: wraps a population sampler from :mod:`digitaltwin_jax.geometry.sampling`
-  (DR, C-PCA or No-Aug); each sample knows the population subject it is closest to, whose albedo it
-  takes (the paper's texture assignment).
+* :class:`PopulationSource`: wraps any per-image population sampler ``sample_fn(rng) -> (vertices,
+  subject, group)``; each sample knows the population subject it is closest to, whose albedo it
+  takes (the paper's texture assignment).  The data-set writer uses the batch samplers of
+  :mod:`digitaltwin_jax.geometry.sampling` instead (:mod:`digitaltwin_jax.synth.population`).
 
-Every source returns a :class:`ShapeSample`.  :func:`random_expression` draws the optional expression
-(off by default: the paper renders neutral scans).
+Every source has ``sample(rng, index=None) -> ShapeSample`` (``index``: the image's data-set index,
+for sources that pre-sample all shapes, :class:`digitaltwin_jax.synth.population.PrecomputedShapes`).
+:func:`random_expression` draws the optional expression (off by default: the paper renders neutral
+scans).
 """
 from __future__ import annotations
 
@@ -79,7 +82,7 @@ class GaussianIdentitySource:
         b = np.asarray(self.model.identity_basis, np.float32)
         self._basis = np.ascontiguousarray(b.reshape(b.shape[0], -1))  # (K, 3V), contiguous once
 
-    def sample(self, rng: np.random.Generator) -> ShapeSample:
+    def sample(self, rng: np.random.Generator, index: int | None = None) -> ShapeSample:
         k_all = int(self._basis.shape[0])
         k = k_all if self.num_modes is None else int(self.num_modes)
         a = np.zeros(k_all, np.float32)
@@ -99,7 +102,7 @@ class PopulationSource:
     projector: IdentityProjector
     name: str = "population"
 
-    def sample(self, rng: np.random.Generator) -> ShapeSample:
+    def sample(self, rng: np.random.Generator, index: int | None = None) -> ShapeSample:
         v, subject, group = self.sample_fn(rng)
         a, res = self.projector(v)
         return ShapeSample(np.asarray(v, np.float32), a, res, int(subject), int(group))
