@@ -185,11 +185,13 @@ def polar(t, iterations: int):
     nonsing = jnp.abs(d) > 1e-9 * scale2 * scale
     # a collapsed (singular) map is regularised so the iteration stays finite
     x = jnp.where(nonsing, t, t + (1e-3 * scale + 1e-30) * jnp.where(d < 0, -1.0, 1.0) * eye)
-    for _ in range(iterations):
-        dx = det(x)
-        inv_t = cofactor(x) / dx
+    def newton(x, _):
+        inv_t = cofactor(x) / det(x)
         g = jnp.sqrt(jnp.sqrt(fro2(inv_t) / fro2(x)))
-        x = 0.5 * (g * x + inv_t / g)
+        return 0.5 * (g * x + inv_t / g), None
+
+    # a scan (not a Python loop) keeps the traced graph, and so compile time, small
+    x, _ = jax.lax.scan(newton, x, None, length=iterations)
     q = x  # orthogonal polar factor, det = sign(det T)
     refl = d < 0
     s0 = sym(mm(tr(q), t))
