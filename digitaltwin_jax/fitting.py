@@ -82,6 +82,9 @@ class FitConfig:
         moves from the mean only where the landmarks insist.
       jaw_weight: multiplies the landmark weight of the 17 jaw points (they are the least reliable;
         a real-photo trial did best with slid or down-weighted jaw points).
+      jaw_tangent_weight: the sliding jaw points' error along the detected outline is multiplied by
+        this (the error across it by 1): where on the outline a jaw point sits is ill defined, where
+        the outline is, is not (:func:`~digitaltwin_jax.energies.landmarks.contour_frames`).
     Switches and numerics:
       fit_expression / fit_corrective / fit_focal: optimise beta / deltaP / f_s (else fixed at 0 / 0 / 1).
       sliding_contour: re-choose the jaw landmarks on the silhouette each iteration (paper ref. [7]).
@@ -107,6 +110,7 @@ class FitConfig:
     num_identity: int = 100
     lambda_identity: float = 1.0
     jaw_weight: float = 0.5
+    jaw_tangent_weight: float = 0.3
     fit_expression: bool = True
     fit_corrective: bool = True
     fit_focal: bool = True
@@ -119,7 +123,7 @@ class FitConfig:
     epnp_inner_only: bool = True
 
     def __post_init__(self):
-        for name in ("omega_c", "omega_r", "lambda_f", "lambda_q", "lambda_identity", "jaw_weight"):
+        for name in ("omega_c", "omega_r", "lambda_f", "lambda_q", "lambda_identity", "jaw_weight", "jaw_tangent_weight"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"FitConfig.{name} must be >= 0, got {getattr(self, name)}")
         if not self.lambda_delta > 0:
@@ -164,7 +168,7 @@ class FitVariables:
 
 @_dataclass_pytree(
     [
-        "landmarks", "mask", "scale", "focal", "principal", "q0", "beta_prev", "sample_idx",
+        "landmarks", "mask", "frames", "scale", "focal", "principal", "q0", "beta_prev", "sample_idx",
         "sample_w", "gram_chol", "contour", "delta_h", "base_h", "identity_h", "expression_h", "expression_sigma",
         "lines_idx", "lines_w", "corrective",
     ]
@@ -173,6 +177,7 @@ class FitData:
     """Everything a term may read (a pytree; per-face fields first, then per-topology constants).
 
     Per face: landmarks ``(68, 2)`` px (0 where missing); mask ``(68,)`` weights (0 = missing);
+    frames ``(68, 2, 2)`` residual metrics (:func:`~digitaltwin_jax.energies.landmarks.contour_frames`);
     scale ``()`` 100 / W_eye; focal ``()`` f = max(h, w); principal ``(2,)`` (w/2, h/2);
     q0 ``(4,)`` the initial (EPnP) rotation; beta_prev ``(M,)`` beta^{t-1};
     sample_idx ``(68, 3)`` handle-local vertex indices and sample_w ``(68, 3)`` barycentric weights of
@@ -188,6 +193,7 @@ class FitData:
 
     landmarks: Any
     mask: Any
+    frames: Any
     scale: Any
     focal: Any
     principal: Any
@@ -208,7 +214,7 @@ class FitData:
 
 
 _PER_FACE = (
-    "landmarks", "mask", "scale", "focal", "principal", "q0", "beta_prev", "sample_idx", "sample_w", "gram_chol",
+    "landmarks", "mask", "frames", "scale", "focal", "principal", "q0", "beta_prev", "sample_idx", "sample_w", "gram_chol",
     "contour", "delta_h", "base_h",
 )
 
@@ -260,20 +266,22 @@ class LandmarkTerm:
 
     def __call__(self, v: FitVariables, data: FitData):
         return lmk.landmark_residual(
-            landmark_points(v, data), data.landmarks, data.mask, data.scale, v.q, v.t, v.f_s, data.focal, data.principal
+            landmark_points(v, data), data.landmarks, data.mask, data.scale, v.q, v.t, v.f_s, data.focal, data.principal,
+            data.frames,
         )
 
     def normal_equations(self, v: FitVariables, data: FitData):
         pts = landmark_points(v, data)
         cam = jnp.concatenate([v.t, v.q, jnp.reshape(v.f_s, (1,))])
 
-        def one(p, c, obs, m):
+        def one(p, c, obs, m, fr):
             px = lmk.project_points(p, c[3:7], c[:3], c[7], data.focal, data.principal)
-            return jnp.where(m > 0, (px - obs) * data.scale * jnp.sqrt(m), 0.0)
+            return jnp.where(m > 0, fr @ (px - obs) * data.scale * jnp.sqrt(m), 0.0)
 
         obs = jnp.where(data.mask[:, None] > 0, data.landmarks, 0.0)
-        r = jax.vmap(one, in_axes=(0, None, 0, 0))(pts, cam, obs, data.mask)  # (68, 2)
-        jp, jc = jax.vmap(jax.jacfwd(one, argnums=(0, 1)), in_axes=(0, None, 0, 0))(pts, cam, obs, data.mask)
+        axes = (0, None, 0, 0, 0)
+        r = jax.vmap(one, in_axes=axes)(pts, cam, obs, data.mask, data.frames)  # (68, 2)
+        jp, jc = jax.vmap(jax.jacfwd(one, argnums=(0, 1)), in_axes=axes)(pts, cam, obs, data.mask, data.frames)
         blocks = [jnp.einsum("nrd,mnd->nrm", jp, _sampled_basis(data.expression_h, data))]
         blocks.append(jnp.einsum("nrd,knd->nrk", jp, _sampled_basis(data.identity_h, data)))
         blocks.append(jc)
@@ -588,6 +596,7 @@ def _face_inputs(model, problem: FitProblem, config, landmarks_2d, image_size, s
     data = dict(
         landmarks=np.where(valid[:, None], lm, 0.0),
         mask=mask,
+        frames=lmk.contour_frames(lm, config.jaw_tangent_weight),
         scale=np.float64(100.0 / w_eye),
         focal=np.float64(focal),
         principal=principal,
@@ -631,9 +640,8 @@ def _update(v: FitVariables, data: FitData, it, *, sliding: bool, corrective: bo
     if sliding:
         shape_h = data.base_h + jnp.tensordot(v.alpha, data.identity_h, axes=1) + jnp.tensordot(v.beta, data.expression_h, axes=1) + delta_h
         pts = lmk.sample_points(shape_h, data.lines_idx, data.lines_w)
-        first = lmk.select_contour(pts, v.q, v.t, v.f_s, data.focal, data.principal)
-        later = lmk.select_contour(pts, v.q, v.t, v.f_s, data.focal, data.principal, data.contour, hysteresis / data.scale)
-        sel = jnp.where(it == 0, first, later)
+        hyst = jnp.where(it == 0, -jnp.inf, hysteresis / data.scale)  # free choice in the first iteration
+        sel = lmk.select_contour(pts, v.q, v.t, v.f_s, data.focal, data.principal, data.contour, hyst)
         jaw = jnp.arange(17)
         idx = idx.at[:17].set(data.lines_idx[jaw, sel])
         w = w.at[:17].set(data.lines_w[jaw, sel])
@@ -672,13 +680,12 @@ def _core(data: FitData, v0: FitVariables, weights, full, *, fns, gn: GaussNewto
     qn = v.q / jnp.linalg.norm(v.q)
     qn = qn * jnp.where(qn[0] < 0, -1.0, 1.0)
     cam = verts @ quaternion_to_matrix(qn).T + v.t
-    term_e = jnp.stack([weights[i] * jnp.sum(jnp.square(fn(v, d))) for i, fn in enumerate(fns)])
     lm3 = lmk.sample_points(verts, handles[d.sample_idx], d.sample_w)
     px = lmk.project_points(lm3, qn, v.t, v.f_s, d.focal, d.principal)
     return dict(
         beta=v.beta, alpha=v.alpha, t=v.t, q=qn, f_s=v.f_s, delta_p=delta, vertices=verts, vertices_camera=cam,
         landmarks_2d=px, sample_idx=handles[d.sample_idx], sample_w=d.sample_w, energy=res.energies, step_sizes=res.step_sizes,
-        energy_terms=term_e, success=res.success,
+        energy_terms=res.term_energies, success=res.success,
     )
 
 

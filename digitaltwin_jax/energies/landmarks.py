@@ -14,6 +14,8 @@ E_l = sum_i || (100 / W_eye) * (K(T(S(P_F, m_i), (q, t)), f_s) - L_i) ||^2
   "percent of the eye distance" and its balance against the priors does not depend on the image
   resolution (with the paper's form, doubling the resolution doubles E_l).
 * Missing landmarks (NaN, or ``mask == 0``) give zero residual rows: masked, never propagated.
+* Jaw landmarks may measure their error in the frame of the detected outline, with the
+  along-the-outline part down-weighted (:func:`contour_frames`; our addition for sliding points).
 
 Sliding contour.  The 17 jaw landmarks of a detector lie on the visible face outline, which moves
 over the surface with the head pose.  :func:`contour_lines` precomputes, once per topology, one
@@ -49,6 +51,7 @@ __all__ = [
     "sample_points",
     "project_points",
     "eye_distance",
+    "contour_frames",
     "landmark_residual",
 ]
 
@@ -226,8 +229,36 @@ def eye_distance(landmarks_2d) -> float:
     return float(np.linalg.norm(lm[RIGHT_EYE_OUTER] - lm[LEFT_EYE_OUTER]))
 
 
-def landmark_residual(points, landmarks_2d, mask, scale, q, t, focal_scale, focal, principal_point):
-    """Residual of eq. 1: ``(136,)`` = ``sqrt(mask) * scale * (project(points) - landmarks_2d)``.
+def contour_frames(landmarks_2d, tangent_weight: float) -> np.ndarray:
+    """Per-landmark ``(68, 2, 2)`` residual metrics: identity, except on the sliding jaw points.
+
+    A jaw landmark (iBUG 0-7, 9-16) marks *some* point of the face outline; where exactly along
+    the outline is ill defined (detectors disagree, and on a flat stretch of the silhouette the
+    outermost point jumps).  Its residual is therefore expressed in the outline's frame, estimated
+    from the neighbouring detected jaw points: ``[n . d, tangent_weight * (t . d)]`` with t the unit
+    tangent and n the normal.  ``tangent_weight = 1`` gives the plain 2D residual (the frame is a
+    rotation).  Jaw points whose neighbours are missing keep the identity.
+
+    Args:
+      landmarks_2d: ``(68, 2)`` pixels (NaN = missing).
+      tangent_weight: weight of the along-the-outline component, in [0, 1].
+    """
+    lm = np.asarray(landmarks_2d, np.float64)
+    frames = np.repeat(np.eye(2)[None], NUM_LANDMARKS, axis=0)
+    for j in JAW:
+        if j == CHIN:
+            continue
+        a, b = lm[max(j - 1, 0)], lm[min(j + 1, 16)]
+        d = b - a
+        if not (np.all(np.isfinite(d)) and np.isfinite(lm[j]).all()) or np.linalg.norm(d) < 1e-6:
+            continue
+        t = d / np.linalg.norm(d)
+        frames[j] = np.stack([np.array([-t[1], t[0]]), tangent_weight * t])
+    return frames
+
+
+def landmark_residual(points, landmarks_2d, mask, scale, q, t, focal_scale, focal, principal_point, frames=None):
+    """Residual of eq. 1: ``(136,)`` = ``sqrt(mask) * scale * frames @ (project(points) - landmarks_2d)``.
 
     Args:
       points: ``(68, 3)`` head-frame landmark positions on the deformed mesh (see :func:`sample_points`).
@@ -235,9 +266,12 @@ def landmark_residual(points, landmarks_2d, mask, scale, q, t, focal_scale, foca
       mask: ``(68,)`` non-negative weights (0 = missing; jaw landmarks may get a lower weight).
       scale: scalar 100 / W_eye.
       q, t, focal_scale, focal, principal_point: camera, see :func:`project_points`.
+      frames: optional ``(68, 2, 2)`` residual metrics (see :func:`contour_frames`); identity if None.
     """
     mask = jnp.asarray(mask)
     obs = jnp.where(mask[:, None] > 0, jnp.nan_to_num(jnp.asarray(landmarks_2d)), 0.0)
-    px = project_points(points, q, t, focal_scale, focal, principal_point)
-    r = (px - obs) * (scale * jnp.sqrt(mask))[:, None]
+    d = project_points(points, q, t, focal_scale, focal, principal_point) - obs
+    if frames is not None:
+        d = jnp.einsum("nij,nj->ni", jnp.asarray(frames, d.dtype), d)
+    r = d * (scale * jnp.sqrt(mask))[:, None]
     return jnp.where(mask[:, None] > 0, r, 0.0).reshape(-1)

@@ -5,10 +5,10 @@ iterations (the paper uses N = 5), so it can be jit-compiled and vmapped.  One i
 
 1. ``x, args = update(x, args, i)`` (optional): re-linearisation hooks that are not differentiable,
    e.g. re-selecting the sliding contour or fixing beta^{t-1};
-2. per term, ``J_k = d r_k / d x`` by forward-mode autodiff (``jax.jacfwd``) *only over the leaves of x
-   the term depends on* (found once at trace time from the term's jaxpr), and
-   ``H += w_k J_k^T J_k``, ``g += w_k J_k^T r_k`` on those columns - a prior on one parameter block
-   costs nothing for the others.  A term that knows its structure may instead supply its block of
+2. ``J = d r / d x`` of the plain terms (stacked, weighted) by forward-mode autodiff (``jax.jacfwd``)
+   *only over the leaves of x they depend on* (found once at trace time from their jaxprs), and
+   ``H += J^T J``, ``g += J^T r`` on those columns - priors on a few parameter blocks cost nothing
+   for the others.  A term that knows its structure may instead supply its block of
    the normal equations itself (see :class:`StructuredResidual`);
 3. entries that are frozen (``free == False``) or sit on an active bound (``lower``/``upper`` with
    the gradient pointing outward) get no step;
@@ -63,7 +63,7 @@ class GaussNewtonConfig:
 
 @functools.partial(
     jax.tree_util.register_dataclass,
-    data_fields=["x", "args", "energies", "step_sizes", "success"],
+    data_fields=["x", "args", "energies", "term_energies", "step_sizes", "success"],
     meta_fields=[],
 )
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +74,7 @@ class GaussNewtonResult:
       x: the final parameters (same pytree as x0).
       args: the final args (after the last ``update``).
       energies: ``(N + 1,)`` E before each iteration (after its update) and at the end.
+      term_energies: ``(len(residual_fns),)`` weighted energy of each term at the end.
       step_sizes: ``(N,)`` step length taken per iteration (0 = no decrease found).
       success: scalar bool, the final x and energy are finite.
     """
@@ -81,6 +82,7 @@ class GaussNewtonResult:
     x: Any
     args: Any
     energies: jax.Array
+    term_energies: jax.Array
     step_sizes: jax.Array
     success: jax.Array
 
@@ -105,9 +107,17 @@ class StructuredResidual:
 
 
 def leaf_names(x) -> tuple[str, ...]:
-    """Names of the leaves of pytree ``x`` in flattening order (``"beta"`` for field ``.beta``)."""
+    """Names of the leaves of pytree ``x`` in flattening order: ``"beta"`` for a dataclass field or
+    dict key ``beta``, ``"a/0"`` for nested containers."""
+
+    def part(k):
+        for attr in ("name", "key", "idx"):
+            if hasattr(k, attr):
+                return str(getattr(k, attr))
+        return str(k)
+
     paths = jax.tree_util.tree_flatten_with_path(x)[0]
-    return tuple(jax.tree_util.keystr(p).lstrip(".") for p, _ in paths)
+    return tuple("/".join(part(k) for k in p) for p, _ in paths)
 
 
 def dependent_leaves(fn: Callable[[Any, Any], jax.Array], x, args) -> tuple[bool, ...]:
@@ -228,12 +238,14 @@ def gauss_newton(
     hi = flat(upper, jnp.inf)
     x_probe, a_probe = (update(x0, args, 0) if update is not None else (x0, args))
     structured = [hasattr(fn, "normal_equations") for fn in fns]
+    plain = [k for k, st in enumerate(structured) if not st]
     slices = _leaf_slices(x0)
     names = leaf_names(x0)
-    runs = [
-        None if st else _runs([i for i, d in enumerate(dependent_leaves(fn, x_probe, a_probe)) if d], slices)
-        for fn, st in zip(fns, structured)
-    ]
+    # all plain terms are differentiated together, over the union of the leaves they depend on
+    dep = np.zeros(len(slices), bool)
+    for k in plain:
+        dep |= np.asarray(dependent_leaves(fns[k], x_probe, a_probe), bool)
+    plain_runs = _runs(np.flatnonzero(dep).tolist(), slices)
 
     def group_runs(group):
         unknown = [g for g in group if g not in names]
@@ -241,9 +253,12 @@ def gauss_newton(
             raise ValueError(f"unknown leaves {unknown} in a structured term's blocks; leaves are {names}")
         return _runs([names.index(g) for g in group], slices)
 
-    def energy(z, a):
+    def term_energies(z, a):
         x = unravel(z)
-        e = sum(w[k] * jnp.sum(jnp.square(fn(x, a))) for k, fn in enumerate(fns))
+        return jnp.stack([w[k] * jnp.sum(jnp.square(fn(x, a))) for k, fn in enumerate(fns)])
+
+    def energy(z, a):
+        e = jnp.sum(term_energies(z, a))
         return jnp.where(jnp.isfinite(e), e, jnp.inf)
 
     def normal_equations(z, a):
@@ -261,20 +276,19 @@ def gauss_newton(
                     H = _add_block(H, rr, cr, w[k] * blk)
                     if tuple(rows_l) != tuple(cols_l):
                         H = _add_block(H, cr, rr, w[k] * blk.T)
-                continue
-            rk = runs[k]
+        if plain:
 
-            def sub(zs, fn=fn, rk=rk):
-                return fn(unravel(_scatter(z, rk, zs)), a).reshape(-1)
+            def sub(zs):
+                xs = unravel(_scatter(z, plain_runs, zs))
+                return jnp.concatenate([jnp.sqrt(w[k]) * fns[k](xs, a).reshape(-1) for k in plain])
 
-            zk = _gather(z, rk)
+            zk = _gather(z, plain_runs)
             r = sub(zk)
-            e = e + w[k] * jnp.sum(r * r)
-            if zk.shape[0] == 0:
-                continue
-            J = jax.jacfwd(sub)(zk)
-            H = _add_block(H, rk, rk, w[k] * (J.T @ J))
-            g = _add_vec(g, rk, w[k] * (J.T @ r))
+            e = e + jnp.sum(r * r)
+            if zk.shape[0]:
+                J = jax.jacfwd(sub)(zk)
+                H = _add_block(H, plain_runs, plain_runs, J.T @ J)
+                g = _add_vec(g, plain_runs, J.T @ r)
         return H, g, e
 
     steps = jnp.asarray(config.step_sizes, dtype)
@@ -311,7 +325,10 @@ def gauss_newton(
     if config.num_iterations > 0:
         state = jax.lax.fori_loop(0, config.num_iterations, iteration, state)
     z, a, energies, taken = state
-    e_final = energy(z, a)
+    final_terms = term_energies(z, a)
+    e_final = jnp.sum(final_terms)
     energies = energies.at[config.num_iterations].set(e_final)
     success = jnp.isfinite(e_final) & jnp.all(jnp.isfinite(z))
-    return GaussNewtonResult(x=unravel(z), args=a, energies=energies, step_sizes=taken, success=success)
+    return GaussNewtonResult(
+        x=unravel(z), args=a, energies=energies, term_energies=final_terms, step_sizes=taken, success=success
+    )
