@@ -41,3 +41,27 @@ def test_missing_or_mismatched_files(tmp_path, tiny_shapes):
     (tmp_path / "config.json").write_text(json.dumps(rec))
     with pytest.raises(ValueError, match="do not match"):
         load_regressor(tmp_path)
+
+
+def test_shipped_regressor_loads_and_records_its_provenance():
+    from digitaltwin_jax.regressor.weights import shipped_regressor_dir
+
+    if not (shipped_regressor_dir() / "decoder.msgpack").exists():
+        pytest.skip("no shipped regressor")
+    from digitaltwin_jax.model.head_model import asset_path
+
+    reg = load_regressor()
+    assert reg.config.embedding_dim == 128 and reg.config.num_components == 200
+    assert reg.resolution == "low" and reg.encoder == "dlib_resnet_v1"
+    ds = reg.record["datasets"][0]
+    assert isinstance(ds["seed"], int) and ds["num_with_face"] > 0
+    assert {"train", "split", "decoder"} <= set(reg.record)
+    assert "use_as_default" in reg.metrics and "heldout" in reg.metrics
+    if asset_path("ict_head_low.npz").exists():
+        from digitaltwin_jax import load_head_model
+
+        m = load_head_model("low")
+        # the training-set mean embedding decodes to a plausible head: close to the model's mean head
+        v = np.asarray(reg(np.asarray(reg.variables["constants"]["input_mean"])))
+        assert v.shape == (m.num_vertices, 3)
+        assert np.sqrt(np.mean(np.sum((v - m.vertices) ** 2, axis=1))) < 10.0  # mm
