@@ -395,7 +395,10 @@ def default_terms(config: FitConfig = FitConfig()) -> tuple[Term, ...]:
 
 
 @_dataclass_pytree(
-    ["handles", "fixed_idx", "fixed_w", "lines_idx", "lines_w", "identity_h", "expression_h", "corrective"],
+    [
+        "handles", "fixed_idx", "fixed_w", "lines_idx", "lines_w", "identity_h", "expression_h", "corrective",
+        "mean", "identity_full", "expression_full",
+    ],
     ["num_vertices"],
 )
 class FitProblem:
@@ -407,7 +410,10 @@ class FitProblem:
       lines_idx, lines_w: ``(17, C, 3)`` handle-local sliding-contour candidates.
       identity_h: ``(K, H, 3)``; expression_h: ``(M, H, 3)`` bases at the handles.
       corrective: :class:`~digitaltwin_jax.energies.corrective.CondensedCorrective` or None.
+      mean, identity_full, expression_full: ``(V, 3)``, ``(K, V, 3)``, ``(M, V, 3)`` the model for
+        the full-mesh output.
       num_vertices: V.
+    Index arrays are numpy; float arrays are float64 JAX arrays (made once, reused by every fit).
     """
 
     handles: Any
@@ -418,6 +424,9 @@ class FitProblem:
     identity_h: Any
     expression_h: Any
     corrective: Any
+    mean: Any
+    identity_full: Any
+    expression_full: Any
     num_vertices: int
 
 
@@ -451,17 +460,27 @@ def prepare(model: HeadModel, config: FitConfig = FitConfig()) -> FitProblem:
     if config.fit_corrective:
         lap = corr.laplacian_matrix(model.vertices, model.faces, config.laplacian)
         cc = corr.condense_corrective(lap, model.expression_basis, handles, config.lambda_delta)
-    problem = FitProblem(
-        handles=handles,
-        fixed_idx=np.searchsorted(handles, fixed_idx).astype(np.int32),
-        fixed_w=fixed_w.astype(np.float64),
-        lines_idx=np.searchsorted(handles, lines.indices).astype(np.int32),
-        lines_w=lines.weights.astype(np.float64),
-        identity_h=np.asarray(model.identity_basis[:k][:, handles], np.float64),
-        expression_h=np.asarray(model.expression_basis[:, handles], np.float64),
-        corrective=cc,
-        num_vertices=model.num_vertices,
-    )
+    with jax.enable_x64(True):
+        dev = functools.partial(jnp.asarray, dtype=jnp.float64)
+        if cc is not None:
+            cc = dataclasses.replace(
+                cc, ainv_hh=dev(cc.ainv_hh), y_h=dev(cc.y_h), r_q=dev(cc.r_q),
+                system=corr.EllMatrix(jnp.asarray(cc.system.cols), dev(cc.system.vals)),
+            )
+        problem = FitProblem(
+            handles=handles,
+            fixed_idx=np.searchsorted(handles, fixed_idx).astype(np.int32),
+            fixed_w=fixed_w.astype(np.float64),
+            lines_idx=np.searchsorted(handles, lines.indices).astype(np.int32),
+            lines_w=lines.weights.astype(np.float64),
+            identity_h=dev(model.identity_basis[:k][:, handles]),
+            expression_h=dev(model.expression_basis[:, handles]),
+            corrective=cc,
+            mean=dev(model.vertices),
+            identity_full=dev(model.identity_basis[:k]),
+            expression_full=dev(model.expression_basis),
+            num_vertices=model.num_vertices,
+        )
     if len(_PROBLEM_CACHE) >= 8:
         _PROBLEM_CACHE.pop(next(iter(_PROBLEM_CACHE)))
     _PROBLEM_CACHE[key] = (model, problem)
@@ -612,7 +631,7 @@ def _face_inputs(model, problem: FitProblem, config, landmarks_2d, image_size, s
     v0 = FitVariables(
         beta=np.zeros(m), alpha=np.zeros(k), t=t0, q=q0, f_s=np.float64(1.0), offsets=np.zeros((68, 3))
     )
-    return data, v0, base
+    return data, v0, (None if shape is None else base)
 
 
 def _shared_data(problem: FitProblem, config: FitConfig, m: int) -> dict:
@@ -725,20 +744,21 @@ def _statics(config: FitConfig, terms):
     return dict(fns=tuple(t.fn for t in terms), gn=gn, flags=flags)
 
 
-def _full_arrays(model: HeadModel, problem: FitProblem, base):
-    k = problem.identity_h.shape[0]
-    return (
-        jnp.asarray(base, jnp.float64),
-        jnp.asarray(model.identity_basis[:k], jnp.float64),
-        jnp.asarray(model.expression_basis, jnp.float64),
-        jnp.asarray(problem.handles),
-    )
+def _full_arrays(problem: FitProblem, base):
+    base = problem.mean if base is None else jnp.asarray(base, jnp.float64)
+    return (base, problem.identity_full, problem.expression_full, jnp.asarray(problem.handles))
 
 
 def _to_f64(tree):
-    return jax.tree_util.tree_map(
-        lambda a: jnp.asarray(a, jnp.float64) if np.issubdtype(np.asarray(a).dtype, np.floating) else jnp.asarray(a), tree
-    )
+    """Device arrays for a pytree: numpy floats become float64 (call inside ``enable_x64``)."""
+
+    def conv(a):
+        if isinstance(a, jax.Array):
+            return a
+        a = np.asarray(a)
+        return a.astype(np.float64) if np.issubdtype(a.dtype, np.floating) else a
+
+    return jax.device_put(jax.tree_util.tree_map(conv, tree))
 
 
 def _result(out, terms, image_size, landmarks, valid) -> FitResult:
@@ -807,7 +827,7 @@ def fit(
         m = problem.expression_h.shape[0]
         data = _to_f64(FitData(**per_face, **_shared_data(problem, config, m)))
         weights = jnp.asarray([t.weight for t in terms], jnp.float64)
-        out = _core_jit(data, _to_f64(v0), weights, _full_arrays(model, problem, base), **_statics(config, terms))
+        out = _core_jit(data, _to_f64(v0), weights, _full_arrays(problem, base), **_statics(config, terms))
         out = jax.device_get(out)
     lm = np.asarray(landmarks_2d, np.float64)
     return _result(out, terms, hw, lm, np.all(np.isfinite(lm), axis=1))
@@ -855,6 +875,6 @@ def fit_batch(
         m = problem.expression_h.shape[0]
         data = _to_f64(FitData(**per_face, **_shared_data(problem, config, m)))
         weights = jnp.asarray([t.weight for t in terms], jnp.float64)
-        out = _core_batch(data, _to_f64(v0), weights, _full_arrays(model, problem, base), **_statics(config, terms))
+        out = _core_batch(data, _to_f64(v0), weights, _full_arrays(problem, base), **_statics(config, terms))
         out = jax.device_get(out)
     return _result(out, terms, hw, lm, np.all(np.isfinite(lm), axis=2))
