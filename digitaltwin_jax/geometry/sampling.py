@@ -240,6 +240,9 @@ def _dr_draw(key, features, groups, group_probs, m):
     return feat, g, members, a
 
 
+_DR_DRAW = jax.jit(jax.vmap(_dr_draw, in_axes=(0, None, None, None, None)), static_argnums=4)
+
+
 def sample_dr(key, sampler: DRSampler, num: int, *, chunk: int = 64):
     """Draw ``num`` DR-augmented shapes.
 
@@ -248,7 +251,7 @@ def sample_dr(key, sampler: DRSampler, num: int, *, chunk: int = 64):
       and ``weights (num, m) float32``.
     """
     keys = jax.random.split(key, num)
-    draw = jax.jit(jax.vmap(_dr_draw, in_axes=(0, None, None, None, None)), static_argnums=4)
+    draw = _DR_DRAW
     out = {"vertices": [], "group": [], "members": [], "weights": []}
     for i in range(0, num, chunk):
         feat, g, mem, a = draw(keys[i : i + chunk], sampler.features, sampler.groups, sampler.group_probs, sampler.m)

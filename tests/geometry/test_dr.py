@@ -13,6 +13,8 @@ from scipy.spatial.transform import Rotation
 
 from digitaltwin_jax.geometry import (
     DRConfig,
+    axis_angle_to_matrix,
+    matrix_to_axis_angle,
     consistent_axis_angle,
     features_to_transforms,
     one_ring,
@@ -191,8 +193,9 @@ def test_strip_bend_round_trip_and_interpolation():
         half += (target - half).mean(0)
         assert np.linalg.norm(half - target, axis=1).max() <= 0.01 * length
         # the principal log (angles folded into [0, pi]) does not interpolate to the 200 degree bend
-        dr_p = prepare_dr(v, f, config=DRConfig(consistent_log=False))
-        half_p = np.array(dr_p.decode(0.5 * dr_p.encode(jnp.asarray(bent))))
+        principal = matrix_to_axis_angle(axis_angle_to_matrix(feat[:, :3]))
+        assert np.rad2deg(np.linalg.norm(np.asarray(principal), axis=1).max()) <= 180.0 + 1e-6
+        half_p = np.array(dr.decode(0.5 * jnp.concatenate([principal, feat[:, 3:]], axis=1)))
         half_p += (target - half_p).mean(0)
         assert np.linalg.norm(half_p - target, axis=1).max() > 0.1 * length
 
@@ -216,7 +219,7 @@ def test_decode_gradient_and_jit_vmap(small):
     with jax.enable_x64(True):
         feat = dr.encode(jnp.asarray(p))
         fn = jax.jit(lambda x, d: d.decode(x))
-        check_grads(lambda x: fn(x, dr), (feat,), order=1, modes=("rev", "fwd"))
+        check_grads(lambda x: fn(x, dr), (feat,), order=1, modes=("rev",))
         batch = jnp.stack([feat, 0.5 * feat, -feat])
         together = np.asarray(jax.jit(jax.vmap(lambda x, d: d.decode(x), in_axes=(0, None)))(batch, dr))
         for k in range(3):
