@@ -272,16 +272,27 @@ class LandmarkTerm:
 
     def normal_equations(self, v: FitVariables, data: FitData):
         pts = landmark_points(v, data)
-        cam = jnp.concatenate([v.t, v.q, jnp.reshape(v.f_s, (1,))])
-
-        def one(p, c, obs, m, fr):
-            px = lmk.project_points(p, c[3:7], c[:3], c[7], data.focal, data.principal)
-            return jnp.where(m > 0, fr @ (px - obs) * data.scale * jnp.sqrt(m), 0.0)
-
-        obs = jnp.where(data.mask[:, None] > 0, data.landmarks, 0.0)
-        axes = (0, None, 0, 0, 0)
-        r = jax.vmap(one, in_axes=axes)(pts, cam, obs, data.mask, data.frames)  # (68, 2)
-        jp, jc = jax.vmap(jax.jacfwd(one, argnums=(0, 1)), in_axes=axes)(pts, cam, obs, data.mask, data.frames)
+        # closed-form projection Jacobians: u = s f_s f x / z + c with (x, y, z) = R(q) p + t
+        R = quaternion_to_matrix(v.q)
+        dR = jax.jacfwd(quaternion_to_matrix)(v.q)  # (3, 3, 4), once (not per landmark)
+        pc = pts @ R.T + v.t
+        iz = 1.0 / pc[:, 2]
+        fs_f = v.f_s * data.focal
+        px = fs_f * pc[:, :2] * iz[:, None] + data.principal
+        valid = data.mask > 0
+        obs = jnp.where(valid[:, None], data.landmarks, 0.0)
+        wgt = jnp.where(valid, data.scale * jnp.sqrt(data.mask), 0.0)
+        fw = data.frames * wgt[:, None, None]  # (n, 2, 2): residual metric times weight
+        r = jnp.einsum("nij,nj->ni", fw, px - obs)  # (n, 2)
+        zero = jnp.zeros_like(iz)
+        dpx_dpc = fs_f * jnp.stack(
+            [jnp.stack([iz, zero, -pc[:, 0] * iz * iz], -1), jnp.stack([zero, iz, -pc[:, 1] * iz * iz], -1)], 1
+        )  # (n, 2, 3)
+        jt = jnp.einsum("nij,njk->nik", fw, dpx_dpc)  # d r / d t = d r / d p_cam
+        jp = jt @ R  # d r / d p (head frame)
+        jq = jnp.einsum("nik,kjq,nj->niq", jt, dR, pts)  # d r / d q
+        jf = jnp.einsum("nij,nj->ni", fw, data.focal * pc[:, :2] * iz[:, None])[..., None]  # d r / d f_s
+        jc = jnp.concatenate([jt, jq, jf], axis=-1)  # (n, 2, 8): t, q, f_s
         blocks = [jnp.einsum("nrd,mnd->nrm", jp, _sampled_basis(data.expression_h, data))]
         blocks.append(jnp.einsum("nrd,knd->nrk", jp, _sampled_basis(data.identity_h, data)))
         blocks.append(jc)

@@ -264,8 +264,9 @@ def gram_cholesky(sample_idx, sample_w, cc: CondensedCorrective, jitter: float =
     coincident samples well posed.
     """
     w = jnp.asarray(sample_w, cc.ainv_hh.dtype)
-    g = jnp.einsum("ia,jb,iajb->ij", w, w, cc.ainv_hh[sample_idx[:, :, None, None], sample_idx[None, None, :, :]])
-    n = g.shape[0]
+    n, h = w.shape[0], cc.ainv_hh.shape[0]
+    s_mat = jnp.zeros((n, h), w.dtype).at[jnp.arange(n)[:, None], sample_idx].add(w)  # S restricted to handles
+    g = s_mat @ cc.ainv_hh @ s_mat.T
     return jnp.linalg.cholesky(g + jitter * jnp.trace(g) / n * jnp.eye(n, dtype=g.dtype))
 
 
