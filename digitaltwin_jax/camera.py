@@ -78,8 +78,6 @@ def epnp_pose(object_points, image_points, image_size, focal_scale=1.0):
     """
     import cv2
 
-    from digitaltwin_jax.geometry.rotations import matrix_to_quaternion
-
     obj = np.asarray(object_points, dtype=np.float64)
     img = np.asarray(image_points, dtype=np.float64)
     if obj.ndim != 2 or obj.shape[1] != 3 or img.shape != (obj.shape[0], 2):
@@ -88,7 +86,9 @@ def epnp_pose(object_points, image_points, image_size, focal_scale=1.0):
     obj, img = obj[ok], img[ok]
     if obj.shape[0] < 4:
         raise ValueError(f"EPnP needs at least 4 valid point pairs, got {obj.shape[0]}")
-    K = np.asarray(intrinsics(image_size, focal_scale), dtype=np.float64)
+    h, w = image_size
+    f = float(focal_scale) * float(max(h, w))
+    K = np.array([[f, 0.0, w / 2.0], [0.0, f, h / 2.0], [0.0, 0.0, 1.0]])  # = intrinsics(), in numpy
     good, rvec, tvec = cv2.solvePnP(obj, img, K, None, flags=cv2.SOLVEPNP_EPNP)
     if not good or not np.all(np.isfinite(rvec)) or not np.all(np.isfinite(tvec)):
         raise ValueError("EPnP failed (degenerate point configuration)")
@@ -96,6 +96,13 @@ def epnp_pose(object_points, image_points, image_size, focal_scale=1.0):
     t = tvec.reshape(3)
     if np.median(obj @ R[2] + t[2]) <= 0:
         raise ValueError("EPnP placed the points behind the camera (degenerate landmarks)")
-    q = np.asarray(matrix_to_quaternion(R.astype(np.float32)), dtype=np.float64)
-    q = q / np.linalg.norm(q)
-    return q, t.astype(np.float64)
+    return _rotvec_to_quaternion(np.asarray(rvec, np.float64).reshape(3)), t.astype(np.float64)
+
+
+def _rotvec_to_quaternion(rvec: np.ndarray) -> np.ndarray:
+    """Unit quaternion wxyz (w >= 0) of an axis-angle vector (numpy float64)."""
+    angle = float(np.linalg.norm(rvec))
+    if angle < 1e-12:
+        return np.array([1.0, 0.0, 0.0, 0.0])
+    q = np.concatenate([[np.cos(angle / 2.0)], np.sin(angle / 2.0) * rvec / angle])
+    return q * (1.0 if q[0] >= 0 else -1.0)

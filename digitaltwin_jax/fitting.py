@@ -688,21 +688,30 @@ def _update(v: FitVariables, data: FitData, it, *, sliding: bool, corrective: bo
     return v, data
 
 
-def _core(data: FitData, v0: FitVariables, weights, full, *, fns, gn: GaussNewtonConfig, flags):
-    """Jitted solve + full-mesh outputs for one face (vmapped by fit_batch)."""
+def _solve(data: FitData, v0: FitVariables, weights, *, fns, gn: GaussNewtonConfig, flags):
+    """The Gauss-Newton solve for one face (jitted; vmapped by fit_batch)."""
     fit_expression, fit_corrective, fit_focal, sliding, beta_lo, beta_hi, hysteresis = flags
-
     inf = jnp.inf
     free = FitVariables(beta=fit_expression, alpha=True, t=True, q=True, f_s=fit_focal, offsets=fit_corrective)
     lower = FitVariables(beta=beta_lo, alpha=-inf, t=-inf, q=-inf, f_s=0.05, offsets=-inf)
     upper = FitVariables(beta=beta_hi, alpha=inf, t=inf, q=inf, f_s=20.0, offsets=inf)
     upd = functools.partial(_update, sliding=sliding, corrective=fit_corrective, hysteresis=hysteresis)
     res = gauss_newton(fns, v0, data, weights, gn, update=upd, free=free, lower=lower, upper=upper)
-    v, d = res.x, res.args
+    d = res.args
+    last = dict(
+        beta_prev=d.beta_prev, sample_idx=d.sample_idx, sample_w=d.sample_w, gram_chol=d.gram_chol,
+        focal=d.focal, principal=d.principal,
+    )
+    return res.x, last, dict(energy=res.energies, step_sizes=res.step_sizes, energy_terms=res.term_energies, success=res.success)
+
+
+def _outputs(v: FitVariables, last: dict, corrective, full, *, fit_corrective: bool):
+    """Full-mesh outputs for one face (jitted separately: shared by every term set and config)."""
     base, identity, expression, handles = full
     if fit_corrective:
         delta = corr.corrective_field(
-            v.beta - d.beta_prev, v.offsets, d.sample_idx, d.sample_w, handles, expression, d.corrective, d.gram_chol
+            v.beta - last["beta_prev"], v.offsets, last["sample_idx"], last["sample_w"], handles, expression, corrective,
+            last["gram_chol"],
         )
     else:
         delta = jnp.zeros_like(base)
@@ -710,27 +719,41 @@ def _core(data: FitData, v0: FitVariables, weights, full, *, fns, gn: GaussNewto
     qn = v.q / jnp.linalg.norm(v.q)
     qn = qn * jnp.where(qn[0] < 0, -1.0, 1.0)
     cam = verts @ quaternion_to_matrix(qn).T + v.t
-    lm3 = lmk.sample_points(verts, handles[d.sample_idx], d.sample_w)
-    px = lmk.project_points(lm3, qn, v.t, v.f_s, d.focal, d.principal)
+    lm3 = lmk.sample_points(verts, handles[last["sample_idx"]], last["sample_w"])
+    px = lmk.project_points(lm3, qn, v.t, v.f_s, last["focal"], last["principal"])
     return dict(
         beta=v.beta, alpha=v.alpha, t=v.t, q=qn, f_s=v.f_s, delta_p=delta, vertices=verts, vertices_camera=cam,
-        landmarks_2d=px, sample_idx=handles[d.sample_idx], sample_w=d.sample_w, energy=res.energies, step_sizes=res.step_sizes,
-        energy_terms=res.term_energies, success=res.success,
+        landmarks_2d=px, sample_idx=handles[last["sample_idx"]], sample_w=last["sample_w"],
     )
 
 
 _STATIC = ("fns", "gn", "flags")
-_core_jit = jax.jit(_core, static_argnames=_STATIC)
+_solve_jit = jax.jit(_solve, static_argnames=_STATIC)
+_outputs_jit = jax.jit(_outputs, static_argnames=("fit_corrective",))
 
 
 @functools.partial(jax.jit, static_argnames=_STATIC)
-def _core_batch(data, v0, weights, full, *, fns, gn, flags):
+def _solve_batch(data, v0, weights, *, fns, gn, flags):
     axes = FitData(**{f.name: (0 if f.name in _PER_FACE else None) for f in dataclasses.fields(FitData)})
+    return jax.vmap(functools.partial(_solve, fns=fns, gn=gn, flags=flags), in_axes=(axes, 0, None))(data, v0, weights)
+
+
+@functools.partial(jax.jit, static_argnames=("fit_corrective",))
+def _outputs_batch(v, last, corrective, full, *, fit_corrective):
     base_axis = 0 if full[0].ndim == 3 else None
-    return jax.vmap(
-        functools.partial(_core, fns=fns, gn=gn, flags=flags),
-        in_axes=(axes, 0, None, (base_axis, None, None, None)),
-    )(data, v0, weights, full)
+    fn = functools.partial(_outputs, fit_corrective=fit_corrective)
+    return jax.vmap(fn, in_axes=(0, 0, None, (base_axis, None, None, None)))(v, last, corrective, full)
+
+
+def _run(data, v0, weights, full, statics, batched: bool):
+    fit_corrective = statics["flags"][1]
+    if batched:
+        v, last, info = _solve_batch(data, v0, weights, **statics)
+        out = _outputs_batch(v, last, data.corrective, full, fit_corrective=fit_corrective)
+    else:
+        v, last, info = _solve_jit(data, v0, weights, **statics)
+        out = _outputs_jit(v, last, data.corrective, full, fit_corrective=fit_corrective)
+    return {**out, **info}
 
 
 def _terms_static(terms, config):
@@ -838,7 +861,7 @@ def fit(
         m = problem.expression_h.shape[0]
         data = _to_f64(FitData(**per_face, **_shared_data(problem, config, m)))
         weights = jnp.asarray([t.weight for t in terms], jnp.float64)
-        out = _core_jit(data, _to_f64(v0), weights, _full_arrays(problem, base), **_statics(config, terms))
+        out = _run(data, _to_f64(v0), weights, _full_arrays(problem, base), _statics(config, terms), batched=False)
         out = jax.device_get(out)
     lm = np.asarray(landmarks_2d, np.float64)
     return _result(out, terms, hw, lm, np.all(np.isfinite(lm), axis=1))
@@ -886,6 +909,6 @@ def fit_batch(
         m = problem.expression_h.shape[0]
         data = _to_f64(FitData(**per_face, **_shared_data(problem, config, m)))
         weights = jnp.asarray([t.weight for t in terms], jnp.float64)
-        out = _core_batch(data, _to_f64(v0), weights, _full_arrays(problem, base), **_statics(config, terms))
+        out = _run(data, _to_f64(v0), weights, _full_arrays(problem, base), _statics(config, terms), batched=True)
         out = jax.device_get(out)
     return _result(out, terms, hw, lm, np.all(np.isfinite(lm), axis=2))

@@ -169,7 +169,8 @@ class CondensedCorrective:
       r_q: ``(M, M)`` upper-triangular ``R_Q`` with ``R_Q^T R_Q = lambda sum_c B_c^T K A^{-1} B_c``.
       system: ``(V, V)`` :class:`EllMatrix` of ``A = L^T L + lambda I`` (for the full-field recovery).
       lambda_delta: the lambda_delta these constants were built for.
-      num_cg: CG iterations that reach 1e-10 relative accuracy on A (from its condition number).
+      num_cg: CG iterations that reach 1e-7 relative accuracy on A (from its condition number; the
+        field is in mm, so this is far below a micrometre).
     """
 
     ainv_hh: np.ndarray
@@ -240,7 +241,7 @@ def condense_corrective(laplacian: sp.spmatrix, expression_basis, handles, lambd
         x /= np.linalg.norm(x)
     kappa = 1.05 * float(x @ (a_mat @ x)) / lambda_delta
     rate = (np.sqrt(kappa) - 1.0) / (np.sqrt(kappa) + 1.0)
-    num_cg = int(np.clip(np.ceil(np.log(1e-10) / np.log(max(rate, 1e-3))), 4, 500))
+    num_cg = int(np.clip(np.ceil(np.log(1e-7) / np.log(max(rate, 1e-3))), 4, 500))
     return CondensedCorrective(
         ainv_hh=0.5 * (ainv_hh + ainv_hh.T),
         y_h=y[:, h, :],
