@@ -306,7 +306,10 @@ def gauss_newton(
         scale = jnp.maximum(jnp.mean(jnp.where(move, d, 0.0)), jnp.finfo(dtype).tiny)
         H = H * mf[:, None] * mf[None, :]
         H = H + jnp.diag(config.damping * d * mf + config.min_damping * scale + (1.0 - mf))
-        dz = -jax.scipy.linalg.cho_solve((jnp.linalg.cholesky(H), True), g * mf) * mf
+        chol = jnp.linalg.cholesky(H)
+        # two triangular solves: jax.scipy.linalg.cho_solve is ~100x slower under vmap on CPU
+        y = jax.scipy.linalg.solve_triangular(chol, g * mf, lower=True)
+        dz = -jax.scipy.linalg.solve_triangular(chol, y, lower=True, trans="T") * mf
         cand = jnp.clip(z[None, :] + steps[:, None] * dz[None, :], lo, hi)
         ec = jax.vmap(energy, in_axes=(0, None))(cand, a)
         k = jnp.argmin(ec)
