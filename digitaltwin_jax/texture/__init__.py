@@ -16,6 +16,17 @@ from digitaltwin_jax.texture.pipeline import (
     write_confidence,
     write_texture,
 )
+from digitaltwin_jax.texture.metrics import (
+    AlbedoScores,
+    RerenderScores,
+    SeamScores,
+    albedo_scores,
+    face_compare_mask,
+    psnr,
+    rerender_scores,
+    seam_scores,
+    ssim,
+)
 from digitaltwin_jax.texture.poisson import PoissonConfig, poisson_blend
 from digitaltwin_jax.texture.procedural import (
     SkinLayout,
@@ -51,6 +62,15 @@ __all__ = [
     "bake_procedural",
     "skin_base_color",
     "skin_layout",
+    "AlbedoScores",
+    "RerenderScores",
+    "SeamScores",
+    "albedo_scores",
+    "face_compare_mask",
+    "psnr",
+    "rerender_scores",
+    "seam_scores",
+    "ssim",
     "PoissonConfig",
     "poisson_blend",
     "ProjectedTexture",
