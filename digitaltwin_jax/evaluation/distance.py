@@ -8,8 +8,10 @@ per cent at typical scan resolutions.
 Method (all numpy float64, exact up to rounding):
 
 * **Kernel** -- Ericson's closest-point-on-triangle region tests (Real-Time Collision Detection,
-  section 5.1.5), vectorised over (point, triangle) pairs.  Only two dot products per pair are
-  needed; the per-triangle products ``|ab|^2, ab.ac, |ac|^2`` are precomputed once.
+  section 5.1.5), vectorised over (point, triangle) pairs; in the face region the plane
+  projection's coordinates come from a precomputed dual basis (accurate on slivers, where
+  Ericson's ratio of areas loses ``eps / aspect^2``).  Four dot products per pair; the
+  per-triangle products ``|ab|^2, ab.ac, |ac|^2`` are precomputed once.
 * **Pruning** -- every triangle is covered by one or more *proxy balls*: its centroid with the
   centroid-to-corner radius; triangles much larger than typical are split (midpoint subdivision,
   index only) into ``n^2`` congruent sub-triangles so that no proxy radius exceeds ``r_max``.  Query
@@ -22,6 +24,12 @@ Method (all numpy float64, exact up to rounding):
   Uncertified points are re-queried alone with more proxies, and the last few with a ball of radius
   ``best + r_max``, which contains a proxy of every triangle that could be closer.  The result is
   therefore the minimum over all triangles, exact up to rounding (agrees with libigl to ~1e-10).
+* **Degenerate triangles** (zero area up to rounding: collinear or coincident corners, see
+  :func:`degenerate_faces`) are measured, not refused, as libigl does: a collinear one as its
+  longest edge (a segment), one whose corners coincide as a point.  Their kernel rows are rewritten
+  once at build time to the segment ``(a', b', b')`` (the region tests then reduce exactly to
+  point-segment distance), so the per-pair kernel has no extra branch; barycentrics are mapped back
+  to the face's own corners.  Duplicate or unreferenced vertices and non-manifold edges need nothing.
 
 Arrays: ``points (N, 3)``, ``vertices (V, 3)``, ``faces (F, 3)`` integer; returned distances in the
 units of the input (mm throughout the package), float64.
@@ -49,8 +57,10 @@ __all__ = [
 ]
 
 # A triangle is degenerate when 2*area <= _DEGENERATE_REL * (longest edge)^2 (collinear or repeated
-# corners); Ericson's face-region formula divides by a quantity proportional to the area.
-_DEGENERATE_REL = 1e-12
+# corners) and is then measured as its longest edge, an error of at most _DEGENERATE_REL x that edge;
+# above it the face-region error of the kernel is about eps / _DEGENERATE_REL x the edge.  sqrt(eps)
+# balances the two (~1.5e-8 relative at worst).
+_DEGENERATE_REL = float(np.sqrt(np.finfo(np.float64).eps))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -126,8 +136,10 @@ def _dot(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 def degenerate_faces(vertices, faces) -> np.ndarray:
     """Boolean mask ``(F,)`` of degenerate faces: repeated corner indices or (near-)zero area.
 
-    A face counts as degenerate when ``2 * area <= 1e-12 * longest_edge^2`` (collinear or
-    coincident corners): such a triangle has no well-defined face region.
+    A face counts as degenerate when ``2 * area <= 1.5e-8 * longest_edge^2`` (``sqrt(eps)``:
+    collinear or coincident corners up to rounding): the distance functions measure it as its
+    longest edge (or as a point when its corners coincide), which is off by at most ``1.5e-8``
+    times that edge -- less than the rounding error of any triangle formula on such a sliver.
     """
     return _prepare_mesh(vertices, faces, "mesh")[5]
 
@@ -135,8 +147,9 @@ def degenerate_faces(vertices, faces) -> np.ndarray:
 def remove_degenerate_faces(vertices, faces) -> np.ndarray:
     """Faces ``(F', 3) int64`` with the degenerate ones (see :func:`degenerate_faces`) dropped.
 
-    Use this to clean raw scans explicitly before evaluation; in a manifold mesh a zero-area face
-    lies on its neighbours' edges and contributes no distance they do not.
+    Optional clean-up: the distance functions measure degenerate faces exactly (as segments or
+    points); in a manifold mesh a zero-area face lies on its neighbours' edges and contributes no
+    distance they do not, but an isolated one (a stray sliver in a scan) is part of the surface.
     """
     _, f, _, _, _, deg = _prepare_mesh(vertices, faces, "mesh")
     return f[~deg]
@@ -145,23 +158,15 @@ def remove_degenerate_faces(vertices, faces) -> np.ndarray:
 def validate_mesh(vertices, faces, name: str = "mesh") -> tuple[np.ndarray, np.ndarray]:
     """Return ``(vertices (V, 3) float64, faces (F, 3) int64)`` or raise a clear error.
 
+    Degenerate (zero-area) faces, duplicate and unreferenced vertices and non-manifold edges are
+    accepted: every function of this module measures them (see the module docstring).
+
     Raises:
       TypeError: non-numeric vertices or non-integer faces.
-      ValueError: wrong shapes, NaN/inf vertices, no faces, face indices out of range, or
-        degenerate faces (drop them explicitly with :func:`remove_degenerate_faces`).
+      ValueError: wrong shapes, NaN/inf vertices, no faces, or face indices out of range.
     """
-    v, f, _, _, _, deg = _prepare_mesh(vertices, faces, name)
-    _raise_degenerate(deg, name)
+    v, f, _, _, _, _ = _prepare_mesh(vertices, faces, name)
     return v, f
-
-
-def _raise_degenerate(deg: np.ndarray, name: str) -> None:
-    if deg.any():
-        idx = np.flatnonzero(deg)
-        raise ValueError(
-            f"{name} has {idx.size} degenerate faces (repeated corners or zero area), first: "
-            f"{idx[:5].tolist()}; drop them with remove_degenerate_faces(vertices, faces)"
-        )
 
 
 def face_normals(vertices, faces) -> np.ndarray:
@@ -176,17 +181,21 @@ def face_normals(vertices, faces) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 # the exact kernel (structure of arrays: every argument is a contiguous (M,) float64 row)
 # --------------------------------------------------------------------------------------------------
-def _closest_st(apx, apy, apz, abx, aby, abz, acx, acy, acz, abab, abac, acac, ia, iab, iac, ibc):
+def _closest_st(apx, apy, apz, abx, aby, abz, acx, acy, acz, abab, abac, acac,
+                ux, uy, uz, wx, wy, wz, iab, iac, ibc):
     """Ericson's region tests, vectorised; the closest point is ``a + s ab + t ac``.
 
-    Args are (M,) float64 rows: ``ap``, ``ab``, ``ac`` components, ``|ab|^2, ab.ac, |ac|^2`` and the
-    reciprocals of the region denominators ``|ab x ac|^2, |ab|^2, |ac|^2, |bc|^2`` (constants of
-    the triangle, positive when it is not degenerate).
+    Args are (M,) float64 rows: ``ap``, ``ab``, ``ac`` components, ``|ab|^2, ab.ac, |ac|^2``, the
+    dual basis ``u = (ac x n) / |n|^2``, ``w = (n x ab) / |n|^2`` (``n = ab x ac``) and the
+    reciprocals ``1/|ab|^2, 1/|ac|^2, 1/|bc|^2`` (constants of the triangle).
 
     Returns ``(sq_dist, s, t)``, each (M,) float64.  Early returns of the scalar algorithm become
     overwrites in reverse priority order: face, edge BC, edge AC, vertex C, edge AB, vertex B,
     vertex A.  ``d3..d6`` (the dot products with ``p - b`` and ``p - c``) are derived from
-    ``d1, d2`` and the per-triangle products, so only two dot products are taken per pair.
+    ``d1, d2`` and the per-triangle products.  In the face region ``(s, t) = (ap.u, ap.w)`` (the
+    plane projection's coordinates) rather than Ericson's ``(vb, vc) / |n|^2``: the latter's error
+    grows as ``eps / q^2`` on a sliver of aspect ``q = 2 area / longest_edge^2`` (0.03 x the edge at
+    q = 1e-7, larger than the triangle below 1e-8), the dual basis's only as ``eps / q``.
     """
     d1 = abx * apx + aby * apy + abz * apz
     d2 = acx * apx + acy * apy + acz * apz
@@ -197,8 +206,8 @@ def _closest_st(apx, apy, apz, abx, aby, abz, acx, acy, acz, abab, abac, acac, i
     vc = d1 * d4 - d3 * d2
     vb = d5 * d2 - d1 * d6
     va = d3 * d6 - d5 * d4
-    s = vb * ia  # face region
-    t = vc * ia
+    s = apx * ux + apy * uy + apz * uz  # face region
+    t = apx * wx + apy * wy + apz * wz
     e1 = d4 - d3
     m = (va <= 0) & (e1 >= 0) & (d5 >= d6)  # edge BC: b + w (c - b)
     w = e1 * ibc
@@ -225,9 +234,16 @@ def _closest_st(apx, apy, apz, abx, aby, abz, acx, acy, acz, abab, abac, acac, i
     return dx * dx + dy * dy + dz * dz, s, t
 
 
+_ROWS = 21  # kernel rows per triangle
+
+
 def _triangle_rows(a: np.ndarray, ab: np.ndarray, ac: np.ndarray) -> np.ndarray:
-    """(16, F) float64 kernel rows: a, ab, ac, |ab|^2, ab.ac, |ac|^2, 1/|ab x ac|^2, 1/|ab|^2, 1/|ac|^2, 1/|bc|^2."""
-    tri = np.empty((16, a.shape[0]))
+    """(21, F) float64 kernel rows: a, ab, ac, |ab|^2, ab.ac, |ac|^2, u, w, 1/|ab|^2, 1/|ac|^2, 1/|bc|^2.
+
+    ``u = (ac x n) / |n|^2`` and ``w = (n x ab) / |n|^2`` with ``n = ab x ac``: ``ap.u`` and ``ap.w``
+    are the ``(s, t)`` of the projection of ``p`` onto the triangle's plane.
+    """
+    tri = np.empty((_ROWS, a.shape[0]))
     tri[0:3] = a.T
     tri[3:6] = ab.T
     tri[6:9] = ac.T
@@ -238,13 +254,70 @@ def _triangle_rows(a: np.ndarray, ab: np.ndarray, ac: np.ndarray) -> np.ndarray:
     cx = ab[:, 1] * ac[:, 2] - ab[:, 2] * ac[:, 1]
     cy = ab[:, 2] * ac[:, 0] - ab[:, 0] * ac[:, 2]
     cz = ab[:, 0] * ac[:, 1] - ab[:, 1] * ac[:, 0]
+    n = np.stack([cx, cy, cz], axis=1)
+    n2 = _sq(n)  # |ab x ac|^2 (= |ab|^2 |ac|^2 - (ab.ac)^2 without its cancellation on thin triangles)
+    inv_n2 = np.divide(1.0, n2, out=np.zeros_like(n2), where=n2 > 0)
+    tri[12:15] = (np.cross(ac, n) * inv_n2[:, None]).T
+    tri[15:18] = (np.cross(n, ab) * inv_n2[:, None]).T
     with np.errstate(divide="ignore"):
-        # |ab x ac|^2 (= |ab|^2 |ac|^2 - (ab.ac)^2 without its cancellation on thin triangles)
-        tri[12] = 1.0 / (cx * cx + cy * cy + cz * cz)
-        tri[13] = 1.0 / abab
-        tri[14] = 1.0 / acac
-        tri[15] = 1.0 / (abab - 2.0 * abac + acac)
+        tri[18] = 1.0 / abab
+        tri[19] = 1.0 / acac
+        tri[20] = 1.0 / (abab - 2.0 * abac + acac)
     return tri
+
+
+def _collapse_degenerate(tri: np.ndarray, idx: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Rewrite (in place) the kernel rows of degenerate triangles ``idx`` to their longest edge.
+
+    Args:
+      tri: ``(21, F) float64`` rows from :func:`_triangle_rows`.
+      idx: ``(D,) int`` degenerate triangles; a, b, c: ``(D, 3) float64`` their corners.
+
+    Each becomes the triangle ``(a', b', b')`` with ``a' b'`` the longest edge (length 0 for
+    coincident corners), dual basis ``u = w = 0``, ``1/|bc|^2 = 0`` and ``1/|ab|^2 = 1/|ac|^2``
+    (0 for a point).  In :func:`_closest_st` the last three overwrites (edge AB, vertex B, vertex A)
+    then cover every point: ``d2 = d1``, ``d4 = d3``, ``vc = 0``, so the result is exactly the
+    clamped projection onto the segment (the point itself when it has length 0), with ``t = 0``.
+
+    Returns:
+      ``(D, 3) int8``: for kernel corners ``(a', b', b')`` the face's own corner (0, 1 or 2).
+    """
+    cs = np.stack([a, b, c], axis=1)  # (D, 3, 3)
+    e = np.stack([_sq(b - a), _sq(c - a), _sq(c - b)], axis=1)  # edges 01, 02, 12
+    k = np.argmax(e, axis=1)
+    i0 = np.array([0, 0, 1], dtype=np.int8)[k]
+    i1 = np.array([1, 2, 2], dtype=np.int8)[k]
+    r = np.arange(idx.size)
+    p0 = cs[r, i0]
+    seg = cs[r, i1] - p0
+    length2 = _sq(seg)
+    tri[0:3, idx] = p0.T
+    tri[3:6, idx] = seg.T
+    tri[6:9, idx] = seg.T
+    tri[9, idx] = tri[10, idx] = tri[11, idx] = length2
+    inv = np.divide(1.0, length2, out=np.zeros_like(length2), where=length2 > 0)
+    tri[12:18, idx] = 0.0
+    tri[18, idx] = inv
+    tri[19, idx] = inv
+    tri[20, idx] = 0.0
+    return np.stack([i0, i1, i1], axis=1)
+
+
+def _face_barycentrics(s: np.ndarray, t: np.ndarray, corners: np.ndarray | None, rows: np.ndarray | None) -> np.ndarray:
+    """``(M, 3) float64`` barycentrics on the face's own corners from kernel ``(s, t)``.
+
+    ``corners``: ``(D, 3) int8`` from :func:`_collapse_degenerate` for the degenerate ``rows`` of
+    the result (None: no degenerate row); their kernel weights are added onto the original corners.
+    """
+    bary = np.stack([1.0 - s - t, s, t], axis=1)
+    if corners is not None and rows.size:
+        kb = bary[rows]
+        out = np.zeros_like(kb)
+        r = np.arange(rows.size)
+        for j in range(3):
+            out[r, corners[:, j]] += kb[:, j]
+        bary[rows] = out
+    return bary
 
 
 _CHUNK = 16384  # pairs per kernel call: keeps the ~40 temporaries in cache
@@ -253,7 +326,7 @@ _CHUNK = 16384  # pairs per kernel call: keeps the ~40 temporaries in cache
 def _pair_eval(tri: np.ndarray, pT: np.ndarray, rows, fid: np.ndarray):
     """Exact ``(sq_dist, s, t)`` for pairs (point ``pT[:, rows]``, triangle ``fid``), chunked.
 
-    ``tri``: (16, F) rows from :func:`_triangle_rows`; ``pT``: (3, N) points;
+    ``tri``: (21, F) rows from :func:`_triangle_rows`; ``pT``: (3, N) points;
     ``rows``: (M,) point indices or None for ``rows = arange(M)``.
     """
     m = fid.shape[0]
@@ -273,7 +346,8 @@ def closest_points_on_triangles(points, a, b, c):
 
     Args:
       points: ``(M, 3) float`` query points.
-      a, b, c: ``(M, 3) float`` triangle corners (non-degenerate).
+      a, b, c: ``(M, 3) float`` triangle corners.  A degenerate (zero-area) triangle is measured as
+        its longest edge, or as a point when its corners coincide.
 
     Returns:
       ``(closest (M, 3) float64, barycentrics (M, 3) float64, sq_dist (M,) float64)`` with
@@ -285,13 +359,14 @@ def closest_points_on_triangles(points, a, b, c):
     ac = validate_points(c, "c") - a
     if not (p.shape == a.shape == ab.shape == ac.shape):
         raise ValueError(f"points, a, b, c must have equal shapes (M, 3), got {p.shape}, {a.shape}, {ab.shape}, {ac.shape}")
-    deg = _degenerate_from_edges(ab, ac)
-    if deg.any():
-        raise ValueError(f"{int(deg.sum())} degenerate triangles (zero area), first: {np.flatnonzero(deg)[:5].tolist()}")
-    ap = p - a
-    d2, s, t = _closest_st(*ap.T, *_triangle_rows(a, ab, ac)[3:])
-    closest = a + s[:, None] * ab + t[:, None] * ac
-    return closest, np.stack([1.0 - s - t, s, t], axis=1), d2
+    tri = _triangle_rows(a, ab, ac)
+    deg = np.flatnonzero(_degenerate_from_edges(ab, ac))
+    corners = None
+    if deg.size:
+        corners = _collapse_degenerate(tri, deg, a[deg], np.asarray(b, dtype=np.float64)[deg], np.asarray(c, dtype=np.float64)[deg])
+    d2, s, t = _closest_st(p[:, 0] - tri[0], p[:, 1] - tri[1], p[:, 2] - tri[2], *tri[3:])
+    closest = (tri[0:3] + s * tri[3:6] + t * tri[6:9]).T
+    return closest, _face_barycentrics(s, t, corners, deg), d2
 
 
 # --------------------------------------------------------------------------------------------------
@@ -309,13 +384,16 @@ class TriangleIndex:
 
     Attributes:
       vertices: ``(V, 3) float64``; faces: ``(F, 3) int64``.
-      tri: ``(16, F) float64`` per-triangle kernel rows (corner ``a``, edges ``b - a``, ``c - a``, their
-        dot products and the reciprocal region denominators).
+      tri: ``(21, F) float64`` per-triangle kernel rows (corner ``a``, edges ``b - a``, ``c - a``, their
+        dot products, the plane's dual basis and the reciprocal edge denominators).
       proxy_face: ``(P,) int64`` triangle of each proxy ball; proxy_center: ``(P, 3)`` its centre
         (``proxy_center_t``: the same, ``(3, P)``);
         proxy_radius: ``(P,) float64`` its radius (the whole (sub-)triangle lies within it).
       proxy_radius_max: the largest proxy radius; proxies_per_face_max: most proxies of one face.
       tree: ``scipy.spatial.cKDTree`` over the proxy centres.
+      degenerate: ``(F,) bool`` zero-area faces (:func:`degenerate_faces`), measured as segments or
+        points; degenerate_corners: ``(F, 3) int8`` for each face the corners of its kernel
+        triangle (``(0, 1, 2)`` unless degenerate, see :func:`_collapse_degenerate`).
     """
 
     vertices: np.ndarray
@@ -328,6 +406,8 @@ class TriangleIndex:
     proxy_radius_max: float
     proxies_per_face_max: int
     tree: cKDTree
+    degenerate: np.ndarray
+    degenerate_corners: np.ndarray
 
     @property
     def num_faces(self) -> int:
@@ -341,7 +421,8 @@ def build_triangle_index(
 
     Args:
       vertices: ``(V, 3) float`` mesh vertices.
-      faces: ``(F, 3) int`` triangles (validated: in range, no degenerate faces).
+      faces: ``(F, 3) int`` triangles (validated: in range; degenerate faces are measured as
+        segments or points).
       proxy_scale: triangles whose centroid radius exceeds ``proxy_scale`` times the median are split
         (for indexing only) into congruent sub-triangles below it.  Speed only; results are exact.
       max_proxy_factor: at most about ``max_proxy_factor * F`` proxies are made (bounds memory on
@@ -356,12 +437,12 @@ def build_triangle_index(
     if not proxy_scale > 0:
         raise ValueError(f"proxy_scale must be > 0, got {proxy_scale}")
     v, f, a, ab, ac, deg = _prepare_mesh(vertices, faces, "mesh")
-    _raise_degenerate(deg, "mesh")
     centroid = a + (ab + ac) * (1.0 / 3.0)
     # centroid-to-corner distances: |a-g| = |ab+ac|/3, |b-g| = |2ab-ac|/3, |c-g| = |2ac-ab|/3
     radius = np.sqrt(np.maximum(np.maximum(_sq(ab + ac), _sq(2 * ab - ac)), _sq(2 * ac - ab))) / 3.0
     nf = f.shape[0]
-    r_target = float(np.median(radius)) * proxy_scale
+    positive = radius[radius > 0]  # coincident-corner faces have radius 0
+    r_target = (float(np.median(positive)) if positive.size else 1.0) * proxy_scale
     while int((_subdivision_counts(radius, r_target) ** 2).sum()) > max_proxy_factor * nf + 64:
         r_target *= 2.0
     n = _subdivision_counts(radius, r_target)
@@ -394,6 +475,11 @@ def build_triangle_index(
         proxy_face = np.concatenate(faces_list).astype(np.int64)
         proxy_radius = np.concatenate(radius_list)
     tri = _triangle_rows(a, ab, ac)
+    corners = np.tile(np.arange(3, dtype=np.int8), (nf, 1))
+    didx = np.flatnonzero(deg)
+    if didx.size:
+        fd = f[didx]
+        corners[didx] = _collapse_degenerate(tri, didx, v[fd[:, 0]], v[fd[:, 1]], v[fd[:, 2]])
     return TriangleIndex(
         vertices=v,
         faces=f,
@@ -405,6 +491,8 @@ def build_triangle_index(
         proxy_radius_max=float(proxy_radius.max()),
         proxies_per_face_max=int(n.max()) ** 2,
         tree=cKDTree(centers, leafsize=16, balanced_tree=False, compact_nodes=True),
+        degenerate=deg,
+        degenerate_corners=corners,
     )
 
 
@@ -571,7 +659,8 @@ def closest_points(
       :class:`ClosestPoints` (distances, points, face_ids, barycentrics), float64.
 
     Raises:
-      ValueError / TypeError: bad shapes, NaN/inf, out-of-range or degenerate faces.
+      ValueError / TypeError: bad shapes, NaN/inf, out-of-range faces (degenerate faces are
+        measured, see the module docstring).
     """
     p = validate_points(points)
     if isinstance(mesh, TriangleIndex):
@@ -589,7 +678,7 @@ def closest_points(
     n = p.shape[0]
     nproxy = index.proxy_face.shape[0]
     k = int(min(k, nproxy))
-    if cluster is None:
+    if cluster is None or index.proxy_radius_max == 0:  # (all faces are points: no cell size)
         inv, q = np.arange(n), p
     else:
         inv, q = _clusters(p, cluster * index.proxy_radius_max)
@@ -608,7 +697,9 @@ def closest_points(
 
     g = index.tri[:, best_f]
     closest = (g[0:3] + best_s * g[3:6] + best_t * g[6:9]).T
-    bary = np.stack([1.0 - best_s - best_t, best_s, best_t], axis=1)
+    drows = np.flatnonzero(index.degenerate[best_f]) if index.degenerate.any() else None
+    corners = None if drows is None else index.degenerate_corners[best_f[drows]]
+    bary = _face_barycentrics(best_s, best_t, corners, drows)
     return ClosestPoints(distances=np.sqrt(best_d2), points=closest, face_ids=best_f, barycentrics=bary)
 
 

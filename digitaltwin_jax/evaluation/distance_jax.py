@@ -2,9 +2,15 @@
 
 The same Ericson region tests as :mod:`digitaltwin_jax.evaluation.distance`, written for one point
 and one triangle so that ``jax.vmap`` batches it and ``jax.grad`` differentiates it.  Every division
-is by a triangle constant that is positive for a non-degenerate triangle (``|ab|^2``, ``|ac|^2``,
-``|bc|^2`` and ``|ab x ac|^2``), so no branch produces a NaN value or gradient; the square root of a
-zero distance uses the "double where" pattern (zero gradient there).
+is by a triangle constant (``|ab|^2``, ``|ac|^2``, ``|bc|^2``, ``|ab x ac|^2``) guarded by the "double
+where" pattern, so no branch produces a NaN value or gradient, also for degenerate triangles; the
+square root of a zero distance uses the same pattern (zero gradient there).
+
+Degenerate triangles (``2 area <= rel * longest_edge^2``, ``rel = sqrt(eps)``: 1.5e-8 in float64
+as in :mod:`.distance`, 3.5e-4 in float32) are measured as their longest edge (a segment; a point
+when the corners coincide), as libigl does; the error of that choice is at most
+``rel * longest_edge``.  In the face region ``(s, t)`` come from the plane's dual basis (error
+``~eps / aspect`` on slivers, where Ericson's ``(vb, vc) / |n|^2`` has ``eps / aspect^2``).
 
 The search for the closest triangle is not differentiable (it is a discrete choice); the usual
 pattern is: find ``face_ids`` with the accelerated numpy :func:`~.distance.closest_points`, then
@@ -31,7 +37,8 @@ def closest_point_on_triangle(p, a, b, c):
     """Exact closest point of triangle ``(a, b, c)`` to ``p`` (one pair; vmap for batches).
 
     Args:
-      p, a, b, c: ``(3,) float`` point and non-degenerate triangle corners.
+      p, a, b, c: ``(3,) float`` point and triangle corners (a degenerate triangle is measured as
+        its longest edge, or as a point, see the module docstring).
 
     Returns:
       ``(closest (3,), barycentrics (3,))`` with ``closest = u a + v b + w c``.
@@ -55,24 +62,45 @@ def closest_point_on_triangle(p, a, b, c):
     # (d4 - d3) + (d5 - d6) = |bc|^2 -- constants of the triangle, all > 0 if non-degenerate
     n = jnp.cross(ab, ac)
     area2 = n @ n  # = abab * acac - abac^2, without its cancellation on thin triangles
-    bcbc = abab - 2.0 * abac + acac
-    s = vb / area2
-    t = vc / area2
-    w = (d4 - d3) / bcbc
+    bc = c - b
+    bcbc = bc @ bc
+    longest2 = jnp.maximum(jnp.maximum(abab, acac), bcbc)
+    rel = float(jnp.finfo(area2.dtype).eps) ** 0.5
+    degenerate = area2 <= (rel * longest2) ** 2
+    inv_area2 = 1.0 / _safe(area2, area2 > 0)
+    s = ap @ jnp.cross(ac, n) * inv_area2  # face region: the plane projection's coordinates
+    t = ap @ jnp.cross(n, ab) * inv_area2
+    w = (d4 - d3) / _safe(bcbc, bcbc > 0)
     m = (va <= 0) & (d4 - d3 >= 0) & (d5 - d6 >= 0)  # edge BC
     s, t = jnp.where(m, 1.0 - w, s), jnp.where(m, w, t)
     m = (vb <= 0) & (d2 >= 0) & (d6 <= 0)  # edge AC
-    s, t = jnp.where(m, 0.0, s), jnp.where(m, d2 / acac, t)
+    s, t = jnp.where(m, 0.0, s), jnp.where(m, d2 / _safe(acac, acac > 0), t)
     m = (d6 >= 0) & (d5 <= d6)  # vertex C
     s, t = jnp.where(m, 0.0, s), jnp.where(m, 1.0, t)
     m = (vc <= 0) & (d1 >= 0) & (d3 <= 0)  # edge AB
-    s, t = jnp.where(m, d1 / abab, s), jnp.where(m, 0.0, t)
+    s, t = jnp.where(m, d1 / _safe(abab, abab > 0), s), jnp.where(m, 0.0, t)
     m = (d3 >= 0) & (d4 <= d3)  # vertex B
     s, t = jnp.where(m, 1.0, s), jnp.where(m, 0.0, t)
     m = (d1 <= 0) & (d2 <= 0)  # vertex A
     s, t = jnp.where(m, 0.0, s), jnp.where(m, 0.0, t)
     closest = a + s * ab + t * ac
-    return closest, jnp.stack([1.0 - s - t, s, t])
+    bary = jnp.stack([1.0 - s - t, s, t])
+    # degenerate: clamped projection onto the longest edge (first of ab, ac, bc on ties, as numpy)
+    use_ab = (abab >= acac) & (abab >= bcbc)
+    from_a = use_ab | (acac >= bcbc)
+    p0 = jnp.where(from_a, a, b)
+    seg = jnp.where(use_ab, b, c) - p0
+    seg2 = seg @ seg
+    tau = jnp.clip(seg @ (p - p0) / _safe(seg2, seg2 > 0), 0.0, 1.0)
+    eye = jnp.eye(3, dtype=bary.dtype)
+    seg_bary = (1.0 - tau) * jnp.where(from_a, eye[0], eye[1]) + tau * jnp.where(use_ab, eye[1], eye[2])
+    closest = jnp.where(degenerate, p0 + tau * seg, closest)
+    return closest, jnp.where(degenerate, seg_bary, bary)
+
+
+def _safe(x, ok):
+    """``x`` where ``ok``, else 1: a divisor whose unused branch has no inf/NaN value or gradient."""
+    return jnp.where(ok, x, jnp.ones_like(x))
 
 
 def point_triangle_squared_distance(p, a, b, c):

@@ -167,8 +167,8 @@ def test_evaluation_bad_inputs(em):
         M.armse(v, f, v, f, center=np.zeros(3), radius=100.0, pred_mask=np.ones(len(v)))
     with pytest.raises(ValueError, match="center"):
         M.armse(v, f, v, f, center=np.array([0.0, np.nan, 0]), radius=100.0)
-    with pytest.raises(ValueError, match="degenerate"):
-        M.armse(v, np.concatenate([f, [[0, 0, 1]]]), v, f, center=np.zeros(3), radius=100.0)
+    # degenerate faces are measured, not refused (tests/evaluation/test_degenerate_meshes.py)
+    assert np.isfinite(M.armse(v, np.concatenate([f, [[0, 0, 1]]]), v, f, center=np.zeros(3), radius=100.0).armse)
     with pytest.raises(ValueError, match="icp_direction"):
         M.AlignmentConfig(icp_direction="both")
 

@@ -185,6 +185,26 @@ def test_degenerate_triangles_finite():
     assert np.isfinite(np.asarray(jax.jit(vertex_areas)(v, f))).all()
 
 
+def test_zero_area_triangle_documented_clamped_values():
+    # the module docstring's clamp, closed form: cot = (a . b) / max(|a x b|, eps (|a|^2 + |b|^2))
+    v = np.array([[0, 0, 0], [1, 0, 0], [3, 0, 0], [0, 2, 0], [0, 2, 0]], np.float64)
+    f = np.array([[0, 1, 2],  # collinear: corners at 0 and 2 see angle 0, corner 1 sees 180 deg
+                  [0, 3, 4]],  # coincident corners 3, 4: zero-length edge
+                 np.int32)
+    eps = 1e-6
+    with jax.enable_x64(True):
+        w = np.asarray(cotangent_weights(jnp.asarray(v), f, eps=eps))
+        lap = cotangent_laplacian(jnp.asarray(v), f, eps=eps).todense()
+    # face 0: at 0: a=(1,0,0), b=(3,0,0): 3 / (eps*10); at 1: a=(-1,0,0), b=(2,0,0): -2 / (eps*5);
+    # at 2: a=(-3,0,0), b=(-2,0,0): 6 / (eps*13).  face 1: at 0: 4 / (eps*8); at 3, 4: a zero vector: 0
+    expect = 0.5 * np.array([[3 / (10 * eps), -2 / (5 * eps), 6 / (13 * eps)], [4 / (8 * eps), 0.0, 0.0]])
+    np.testing.assert_allclose(w, expect, rtol=1e-12)
+    lap = np.asarray(lap)
+    assert np.isfinite(lap).all()
+    np.testing.assert_allclose(lap.sum(1), 0.0, atol=1e-6)
+    np.testing.assert_allclose(lap, lap.T)
+
+
 def test_obtuse_weight_is_true_negative_cotangent():
     ang = np.deg2rad(120.0)
     v = np.array([[0, 0, 0], [1, 0, 0], [np.cos(ang), np.sin(ang), 0]], np.float64)
