@@ -42,7 +42,14 @@ def enable_compilation_cache() -> Path:
         path.mkdir(parents=True, exist_ok=True)
     except OSError:
         return path  # read-only home: run without a cache
-    jax.config.update("jax_compilation_cache_dir", str(path))
+    if jax.config.jax_compilation_cache_dir != str(path):
+        jax.config.update("jax_compilation_cache_dir", str(path))
+        try:  # JAX opens the cache once per process: let a changed folder take effect
+            from jax.experimental.compilation_cache import compilation_cache
+
+            compilation_cache.reset_cache()
+        except (ImportError, AttributeError):  # pragma: no cover - older/newer JAX layouts
+            pass
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     return path
@@ -100,6 +107,36 @@ def _cmd_avatar(args) -> int:
     return EXIT_OK
 
 
+def batch_output_names(photos) -> dict:
+    """Output folder name of each photo of a batch: ``{photo: name}``, deterministic.
+
+    The rule: a photo's stem (``a.jpg`` -> ``a``) when no other photo of the batch has the same stem
+    (compared case-insensitively, for case-insensitive file systems); otherwise ``stem_ext`` with
+    the extension as written (``a.jpg``, ``a.png`` -> ``a_jpg``, ``a_png``).
+
+    Raises:
+      ValueError: two photos would still share a folder (e.g. ``a.jpg`` next to ``a_jpg.png``, or
+        ``a.JPG`` next to ``a.jpg``); the message names them.
+    """
+    photos = list(photos)
+    stems: dict = {}
+    for p in photos:
+        stems.setdefault(Path(p).stem.casefold(), []).append(p)
+    names = {}
+    for p in photos:
+        p = Path(p)
+        shared = len(stems[p.stem.casefold()]) > 1
+        names[p] = f"{p.stem}_{p.suffix[1:]}" if shared else p.stem
+    owners: dict = {}
+    for p, name in names.items():
+        owners.setdefault(name.casefold(), []).append(p)
+    clashes = [v for v in owners.values() if len(v) > 1]
+    if clashes:
+        desc = "; ".join(f"{', '.join(q.name for q in v)} -> {names[v[0]]}" for v in clashes)
+        raise ValueError(f"photos would share an output folder ({desc}); rename one of them")
+    return names
+
+
 def _cmd_batch(args) -> int:
     from tqdm import tqdm
 
@@ -112,9 +149,14 @@ def _cmd_batch(args) -> int:
     if not photos:
         print(f"error: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {src}", file=sys.stderr)
         return EXIT_USAGE
+    try:
+        names = batch_output_names(photos)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     failed, skipped, done = {}, 0, 0
     for photo in tqdm(photos, desc="avatars", unit="photo"):
-        outdir = out_root / photo.stem
+        outdir = out_root / names[photo]
         if (outdir / "report.json").exists() and not args.overwrite:
             skipped += 1  # resume: finished outputs are complete (written by rename)
             continue
@@ -144,13 +186,17 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     av.add_argument("photo", nargs="?", help="input photo (JPEG/PNG/...)")
     av.add_argument("-o", "--output", help="output folder (default out/<photo name>; with --batch the root folder)")
-    av.add_argument("--batch", metavar="DIR", help="process every image in DIR (resumable)")
+    av.add_argument("--batch", metavar="DIR",
+                    help="process every image in DIR into OUTPUT/<stem> (resumable); photos sharing a "
+                         "stem get OUTPUT/<stem>_<ext> each (a.jpg, a.png -> a_jpg, a_png)")
     av.add_argument("--resolution", choices=("low", "full"), default="low")
     av.add_argument("--texture-size", type=int, default=2048)
     av.add_argument("--face-index", type=int, default=0, help="which face when several (0 = largest)")
     av.add_argument("--seed", type=int, default=0)
     av.add_argument("--shape-source", default="auto", help="auto | fit | regressor")
-    av.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    av.add_argument("--overwrite", action="store_true",
+                    help="replace an existing output folder (the new one is written completely first, "
+                         "then swapped in by renames)")
     av.set_defaults(func=_cmd_avatar)
     for name, target, helptext in (
         ("synth", "digitaltwin_jax.synth.cli", "render a synthetic training set"),

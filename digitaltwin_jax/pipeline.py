@@ -328,7 +328,11 @@ def write_avatar(avatar: Avatar, outdir, *, photo: np.ndarray | None = None, pho
     """Write ``head.obj/.mtl``, ``diffuse.png``, ``head.glb``, ``preview.png``, ``report.json``.
 
     Everything is written into a temporary folder beside ``outdir`` and renamed at the end, so a
-    failure leaves no half-written output.  An existing ``outdir`` is replaced only with ``overwrite``.
+    failure leaves no half-written output.  An existing ``outdir`` is replaced only with ``overwrite``,
+    and then swapped, never deleted first: the new folder is complete, the old one is renamed aside,
+    the new one renamed into place, and only then the old one deleted (if the last rename fails the
+    old one is renamed back).  ``outdir`` is therefore always the old or the new avatar, except for
+    the instant between the two renames, when it is absent.
     """
     from digitaltwin_jax.io.gltf import write_glb
     from digitaltwin_jax.io.obj import write_obj
@@ -354,12 +358,26 @@ def write_avatar(avatar: Avatar, outdir, *, photo: np.ndarray | None = None, pho
             (tmp / "preview.png").write_bytes(_png_bytes(preview_image(avatar, photo, preview_size)))
             avatar.timings["preview"] = time.perf_counter() - t
         (tmp / "report.json").write_text(json.dumps(report_dict(avatar, photo_path), indent=2))
-        if outdir.exists():
-            shutil.rmtree(outdir)
-        tmp.rename(outdir)
+        if outdir.exists() and not overwrite:  # appeared while we were writing
+            raise FileExistsError(f"{outdir} exists; pass overwrite=True (CLI: --overwrite) to replace it")
+        aside = None
+        if outdir.exists() or outdir.is_symlink():
+            aside = outdir.parent / f"{tmp.name}.old"  # unique: tmp's random name
+            outdir.rename(aside)
+        try:
+            tmp.rename(outdir)
+        except BaseException:
+            if aside is not None:
+                aside.rename(outdir)  # put the old avatar back
+            raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if aside is not None:
+        if aside.is_dir() and not aside.is_symlink():
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            aside.unlink()
     return outdir
 
 

@@ -96,3 +96,146 @@ def test_batch_skips_failures_and_resumes(tmp_path, monkeypatch, capsys):
     assert report["done"] == 0 and report["skipped_already_finished"] == 1
     assert (out / "a" / "report.json").stat().st_mtime_ns == stamp
     assert any((tmp_path / "cache").iterdir())  # the persistent compilation cache was written
+
+
+# --------------------------------------------------------------------------------------------------
+# batch output names and overwrite safety (the expensive reconstruction is stubbed out)
+# --------------------------------------------------------------------------------------------------
+def _stub_avatar_one(calls):
+    def one(photo, outdir, args, model_cache):
+        import json
+
+        calls.append((photo.name, outdir.name))
+        outdir.mkdir(parents=True, exist_ok=args.overwrite)
+        (outdir / "report.json").write_text(json.dumps({"photo": photo.name}))
+        return {"landmark_rmse_px": 0.0}
+
+    return one
+
+
+def test_batch_photos_sharing_a_stem_get_distinct_folders(tmp_path, monkeypatch, capsys):
+    import json
+
+    monkeypatch.setenv("DIGITALTWIN_CACHE_DIR", str(tmp_path / "cache"))
+    calls = []
+    monkeypatch.setattr(cli, "_avatar_one", _stub_avatar_one(calls))
+    src = tmp_path / "photos"
+    src.mkdir()
+    for name in ("a.jpg", "a.png", "b.png", "A_b.jpeg"):
+        (src / name).write_bytes(b"stub")
+    out = tmp_path / "out"
+    assert cli.main(["avatar", "--batch", str(src), "-o", str(out)]) == cli.EXIT_OK
+    # the rule: the stem when unique, stem_ext for every photo whose stem is shared
+    expect = {"a_jpg": "a.jpg", "a_png": "a.png", "b": "b.png", "A_b": "A_b.jpeg"}
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == sorted(expect)
+    for folder, photo in expect.items():
+        assert json.loads((out / folder / "report.json").read_text())["photo"] == photo
+    # resume: all four are finished, nothing is redone
+    calls.clear()
+    assert cli.main(["avatar", "--batch", str(src), "-o", str(out)]) == cli.EXIT_OK
+    assert calls == []
+    assert json.loads((out / "batch_report.json").read_text())["skipped_already_finished"] == 4
+
+
+def test_batch_name_clash_is_a_usage_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DIGITALTWIN_CACHE_DIR", str(tmp_path / "cache"))
+    calls = []
+    monkeypatch.setattr(cli, "_avatar_one", _stub_avatar_one(calls))
+    src = tmp_path / "photos"
+    src.mkdir()
+    for name in ("a.jpg", "a.png", "a_jpg.png"):
+        (src / name).write_bytes(b"stub")
+    assert cli.main(["avatar", "--batch", str(src), "-o", str(tmp_path / "out")]) == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "a.jpg, a_jpg.png -> a_jpg" in err and "rename" in err
+    assert calls == [] and not (tmp_path / "out").exists()
+
+
+def test_batch_output_names_rule():
+    from pathlib import Path as P
+
+    names = cli.batch_output_names([P("d/x.jpg"), P("d/X.png"), P("d/y.tif"), P("d/y.TIF.png")])
+    assert names == {P("d/x.jpg"): "x_jpg", P("d/X.png"): "X_png", P("d/y.tif"): "y", P("d/y.TIF.png"): "y.TIF"}
+    with pytest.raises(ValueError, match=r"a\.JPG, a\.jpg -> a_JPG"):
+        cli.batch_output_names([P("a.JPG"), P("a.jpg")])
+
+
+def _tiny_avatar():
+    from digitaltwin_jax.pipeline import Avatar
+
+    v = np.array([[0.0, 0, 0], [10, 0, 0], [0, 10, 0]], np.float32)
+    return Avatar(
+        vertices=v, neutral_vertices=v, faces=np.array([[0, 1, 2]]), uvs=np.array([[0.0, 0], [1, 0], [0, 1]]),
+        uv_faces=np.array([[0, 1, 2]]), expression_names=("jawOpen",), expression_weights=np.array([0.5], np.float32),
+        expression_basis=np.zeros((1, 3, 3), np.float32), texture=np.full((16, 16, 3), 200, np.uint8),
+        texture_confidence=np.ones((16, 16), np.float32), K=np.eye(3), rotation=np.eye(3), translation=np.zeros(3),
+        landmarks_2d=np.zeros((68, 2)), landmarks_3d=np.zeros((68, 3)), landmark_errors_px=np.zeros(68),
+        image_size=(32, 32), timings={}, info={},
+    )
+
+
+def _old_output(tmp_path):
+    out = tmp_path / "root" / "me"
+    out.mkdir(parents=True)
+    (out / "head.obj").write_text("old avatar")
+    return out
+
+
+def test_overwrite_swaps_complete_folders(tmp_path, monkeypatch):
+    import pathlib
+
+    from digitaltwin_jax.pipeline import write_avatar
+
+    out = _old_output(tmp_path)
+    with pytest.raises(FileExistsError, match="overwrite"):
+        write_avatar(_tiny_avatar(), out)
+    # record every rename: the old folder must be moved aside (not deleted) before the new one
+    # is renamed into place, and the new one must be complete when it is
+    renames = []
+    real_rename = pathlib.Path.rename
+
+    def spy(self, target):
+        renames.append((self.name, pathlib.Path(target).name, sorted(p.name for p in self.iterdir()),
+                        out.exists()))
+        return real_rename(self, target)
+
+    monkeypatch.setattr(pathlib.Path, "rename", spy)
+    write_avatar(_tiny_avatar(), out, overwrite=True)
+    assert len(renames) == 2
+    (old_src, old_dst, old_files, _), (new_src, new_dst, new_files, out_there) = renames
+    assert old_src == "me" and old_dst.endswith(".old") and old_files == ["head.obj"]
+    assert new_dst == "me" and new_files == ["diffuse.png", "head.glb", "head.mtl", "head.obj", "report.json"]
+    assert not out_there  # moved aside, the name is free for the rename
+    from digitaltwin_jax.io import read_obj
+
+    np.testing.assert_allclose(read_obj(out / "head.obj").vertices, _tiny_avatar().vertices)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["me"]  # no temp or old folder left
+
+
+def test_overwrite_failure_keeps_the_old_avatar(tmp_path, monkeypatch):
+    import pathlib
+
+    import digitaltwin_jax.io.gltf as gltf
+    from digitaltwin_jax.pipeline import write_avatar
+
+    out = _old_output(tmp_path)
+    # 1) failure while writing the new files: the old folder is never touched
+    with monkeypatch.context() as m:
+        m.setattr(gltf, "write_glb", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")))
+        with pytest.raises(OSError, match="disk full"):
+            write_avatar(_tiny_avatar(), out, overwrite=True)
+    assert (out / "head.obj").read_text() == "old avatar"
+    assert sorted(p.name for p in out.parent.iterdir()) == ["me"]
+    # 2) failure of the final rename (new -> place): the old folder is renamed back
+    real_rename = pathlib.Path.rename
+
+    def failing(self, target):
+        if pathlib.Path(target) == out and not self.name.endswith(".old"):
+            raise OSError("rename failed")
+        return real_rename(self, target)
+
+    monkeypatch.setattr(pathlib.Path, "rename", failing)
+    with pytest.raises(OSError, match="rename failed"):
+        write_avatar(_tiny_avatar(), out, overwrite=True)
+    assert (out / "head.obj").read_text() == "old avatar"
+    assert sorted(p.name for p in out.parent.iterdir()) == ["me"]

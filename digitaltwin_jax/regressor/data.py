@@ -216,6 +216,45 @@ def _save_frontend_cache(root, rows: dict, meta: dict) -> None:
     atomic_write_bytes(Path(root) / FRONTEND_CACHE, buf.getvalue())
 
 
+_LEGACY_DEFAULT_LABEL = "dlib HOG + 68 landmarks + ResNet v1 (digitaltwin_jax.frontend)"
+
+
+def _default_frontend_config() -> dict:
+    """The shipped front end's configuration (what :func:`_default_frontend` depends on)."""
+    from digitaltwin_jax.frontend.api import DEFAULT_MIN_EYE_DISTANCE
+    from digitaltwin_jax.frontend.dlib_models import _MODEL_FILES
+    from digitaltwin_jax.frontend.pipeline import DetectionConfig
+    from digitaltwin_jax.frontend.refine import RefineConfig
+
+    return {
+        "name": _LEGACY_DEFAULT_LABEL,
+        "detection": dataclasses.asdict(DetectionConfig()),
+        "refine": dataclasses.asdict(RefineConfig()),
+        "min_eye_distance": DEFAULT_MIN_EYE_DISTANCE,
+        "models": [_MODEL_FILES["shape_predictor_68"], _MODEL_FILES["face_recognition"]],
+        "face": "largest",
+    }
+
+
+def _frontend_config(frontend, frontend_config) -> dict:
+    """JSON-able identity of the front end that fills the cache (stored in its meta)."""
+    if frontend_config is not None:
+        cfg = frontend_config if isinstance(frontend_config, dict) else {"name": str(frontend_config)}
+    elif frontend is None:
+        cfg = _default_frontend_config()
+    else:
+        cfg = {"name": f"{getattr(frontend, '__module__', '?')}.{getattr(frontend, '__qualname__', type(frontend).__qualname__)}"}
+    return json.loads(json.dumps(cfg, sort_keys=True))  # normalised: tuples -> lists, key order
+
+
+def _cache_meta(root) -> dict:
+    path = Path(root) / FRONTEND_CACHE
+    if not path.exists():
+        return {}
+    with np.load(path, allow_pickle=False) as z:
+        return json.loads(str(z["meta"])) if "meta" in z.files else {}
+
+
 def _default_frontend(image):
     """``image -> (embedding (128,), landmarks (68, 2))`` or None: dlib detection + ResNet."""
     from digitaltwin_jax.frontend import FrontendError, detect_faces, identity_embedding
@@ -231,11 +270,15 @@ def _default_frontend(image):
 
 
 def frontend_cache(root, limit: int | None = None, frontend: Callable | None = None, save_every: int = 256,
-                   progress: bool = True) -> tuple[int, int]:
+                   progress: bool = True, *, frontend_config: dict | str | None = None,
+                   recompute: bool = False) -> tuple[int, int]:
     """Run the front end on every image of a synthetic data set and cache the results (resumable).
 
     Images already in ``root/frontend_cache.npz`` are skipped; the cache is rewritten atomically
     every ``save_every`` new images and at the end, so an interrupted run resumes where it stopped.
+    The cache's meta records the producing front end's configuration (``meta["frontend_config"]``);
+    a run with a different front end does not mix its results into it: it raises ValueError, or
+    with ``recompute=True`` discards the cached rows and starts over.
 
     Args:
       root: data-set folder (``manifest.json`` + ``shard_*.npz``).
@@ -243,18 +286,41 @@ def frontend_cache(root, limit: int | None = None, frontend: Callable | None = N
       frontend: ``image (H, W, 3) uint8 -> (embedding (D,), landmarks (68, 2)) or None``; default
         dlib detection + identity embedding (the largest face).
       save_every: cache write period.  progress: tqdm bar.
+      frontend_config: JSON-able configuration identifying ``frontend`` (a dict, or a name); default:
+        the shipped front end's detection / refinement settings and model files, or for a custom
+        callable its ``module.qualname``.
+      recompute: start over when the cache was made by another front-end configuration.
 
     Returns:
       (images considered, images with a face).
+
+    Raises:
+      ValueError: the existing cache was made by a different front-end configuration (the message
+        shows both) and ``recompute`` is False.
     """
     from tqdm.auto import tqdm
 
     fe = _default_frontend if frontend is None else frontend
+    cfg = _frontend_config(frontend, frontend_config)
+    legacy_label = _LEGACY_DEFAULT_LABEL if frontend is None else getattr(frontend, "__name__", "custom")
+    meta = {"frontend": cfg.get("name", legacy_label), "frontend_config": cfg}
     cache = load_frontend_cache(root)
+    if len(cache["index"]):
+        old = _cache_meta(root)
+        # caches written before configurations were recorded are matched on their old label
+        same = old.get("frontend_config") == cfg if "frontend_config" in old else (
+            frontend_config is None and old.get("frontend") == legacy_label)
+        if not same and not recompute:
+            raise ValueError(
+                f"{Path(root) / FRONTEND_CACHE} was made by front end "
+                f"{json.dumps(old.get('frontend_config', old.get('frontend')), sort_keys=True)}, not by "
+                f"{json.dumps(cfg, sort_keys=True)}; delete it or pass recompute=True to start over"
+            )
+        if not same:  # recompute everything
+            cache = {"index": np.zeros(0, np.int64), "embeddings": np.zeros((0, 128), np.float32),
+                     "landmarks": np.zeros((0, 68, 2), np.float32)}
     rows = {int(i): (e, l) for i, e, l in zip(cache["index"], cache["embeddings"], cache["landmarks"])}
     dim = cache["embeddings"].shape[1] if len(rows) else None
-    meta = {"frontend": "dlib HOG + 68 landmarks + ResNet v1 (digitaltwin_jax.frontend)" if frontend is None
-            else getattr(frontend, "__name__", "custom")}
     considered, new = 0, 0
     paths = _shards(root)
     bar = tqdm(desc="front end", total=None, disable=not progress)

@@ -99,3 +99,59 @@ def test_dataset_validation():
         make_dataset(np.zeros((3, 4)), np.zeros((2, 5, 3)))
     with pytest.raises(ValueError, match="NaN"):
         make_dataset(np.full((2, 4), np.nan), np.zeros((2, 5, 3)))
+
+
+def test_frontend_cache_records_its_front_end_and_refuses_another(tmp_path):
+    root = tmp_path / "set"
+    _write_set(root)
+    calls = []
+    cfg_a = {"name": "fake", "upsample": 1}
+    frontend_cache(root, limit=4, frontend=_fake_frontend(calls), frontend_config=cfg_a, progress=False)
+    with np.load(root / FRONTEND_CACHE) as z:
+        assert json.loads(str(z["meta"]))["frontend_config"] == cfg_a
+    # the same configuration resumes (only the missing images are computed)
+    calls.clear()
+    assert frontend_cache(root, frontend=_fake_frontend(calls), frontend_config=dict(cfg_a), progress=False) == (10, 9)
+    assert sorted(calls) == [4, 5, 6, 7, 8, 9]
+    # another configuration is refused with both named, and the cache is left as it was
+    before = (root / FRONTEND_CACHE).read_bytes()
+    cfg_b = {"name": "fake", "upsample": 2}
+    with pytest.raises(ValueError, match=r"upsample.*1.*not by.*upsample.*2.*recompute=True"):
+        frontend_cache(root, frontend=_fake_frontend([]), frontend_config=cfg_b, progress=False)
+    assert (root / FRONTEND_CACHE).read_bytes() == before
+    # ... also a different custom callable without an explicit configuration (its module.qualname)
+    def other(image):
+        return np.zeros(4, np.float32), np.zeros((68, 2), np.float32)
+
+    with pytest.raises(ValueError, match="other"):
+        frontend_cache(root, frontend=other, progress=False)
+    # recompute=True starts over with the new front end: every image recomputed, meta replaced
+    calls.clear()
+    assert frontend_cache(root, frontend=_fake_frontend(calls), frontend_config=cfg_b, recompute=True,
+                          progress=False) == (10, 9)
+    assert sorted(calls) == list(range(10))
+    with np.load(root / FRONTEND_CACHE) as z:
+        assert json.loads(str(z["meta"]))["frontend_config"] == cfg_b
+
+
+def test_frontend_cache_default_config_names_the_shipped_settings(tmp_path):
+    from digitaltwin_jax.frontend.pipeline import DetectionConfig
+    from digitaltwin_jax.regressor.data import _frontend_config
+
+    cfg = _frontend_config(None, None)
+    assert cfg["detection"]["coarse_side"] == DetectionConfig().coarse_side
+    assert "dlib_face_recognition_resnet_model_v1.dat" in cfg["models"]
+    # a legacy cache (meta without a configuration) made by the same default label resumes
+    root = tmp_path / "set"
+    _write_set(root)
+    frontend_cache(root, limit=2, frontend=_fake_frontend([]), progress=False)
+    import io
+
+    with np.load(root / FRONTEND_CACHE) as z:
+        arrays = {k: z[k] for k in ("index", "embeddings", "landmarks")}
+    buf = io.BytesIO()
+    np.savez(buf, **arrays, meta=json.dumps({"frontend": "fe"}))  # the old format: fe.__name__ only
+    (root / FRONTEND_CACHE).write_bytes(buf.getvalue())
+    calls = []
+    assert frontend_cache(root, limit=4, frontend=_fake_frontend(calls), progress=False) == (4, 3)
+    assert sorted(calls) == [2, 3]
