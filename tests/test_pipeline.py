@@ -87,3 +87,11 @@ def test_api_bad_inputs(tmp_path):
     assert not (tmp_path / "out").exists()
     with pytest.raises(ValueError, match="shape_source"):
         reconstruct(read_image(EXAMPLE), config=AvatarConfig(shape_source="magic", texture_size=TEX))
+
+
+def test_same_photo_and_seed_give_byte_identical_files(outdir, tmp_path):
+    # a second reconstruction with the fixture's configuration (compiled already: ~1 s)
+    again = tmp_path / "again"
+    reconstruct_file(EXAMPLE, again, config=AvatarConfig(texture_size=TEX, shape_source="fit", preview_size=128))
+    for name in ("head.obj", "head.mtl", "diffuse.png", "head.glb", "preview.png"):
+        assert (again / name).read_bytes() == (outdir / name).read_bytes(), name
