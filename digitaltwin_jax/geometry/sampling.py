@@ -231,30 +231,37 @@ def make_dr_sampler(population: Population, reference_vertices, faces, *, m: int
     )
 
 
-def _dr_draw(key, features, groups, group_probs, m):
+def _dr_draw(key, features, groups, group_probs, m, r_range):
     kg, km, kw = jax.random.split(key, 3)
     g = jax.random.choice(kg, group_probs.shape[0], p=group_probs).astype(jnp.int32)
     members = sample_group_members(km, groups, g, m)
-    a = sample_polar_weights(kw, m)
+    a = sample_polar_weights(kw, m, r_range=(r_range[0], r_range[1]))
     feat = jnp.tensordot(a.astype(features.dtype), features[members], axes=1)
     return feat, g, members, a
 
 
-_DR_DRAW = jax.jit(jax.vmap(_dr_draw, in_axes=(0, None, None, None, None)), static_argnums=4)
+_DR_DRAW = jax.jit(jax.vmap(_dr_draw, in_axes=(0, None, None, None, None, None)), static_argnums=4)
 
 
-def sample_dr(key, sampler: DRSampler, num: int, *, chunk: int = 64):
+def sample_dr(key, sampler: DRSampler, num: int, *, chunk: int = 64, r_range=R_RANGE):
     """Draw ``num`` DR-augmented shapes.
+
+    ``r_range``: range of the polar radius r of the interpolation weights (paper: U[0.6, 1.3]);
+    radii beyond 1.3 extrapolate past the population's span (out-of-distribution test heads).
 
     Returns:
       dict with ``vertices (num, V, 3) float32``, ``group (num,) int32``, ``members (num, m) int32``
       and ``weights (num, m) float32``.
     """
+    if not 0.0 <= float(r_range[0]) <= float(r_range[1]):
+        raise ValueError(f"r_range must satisfy 0 <= lo <= hi, got {tuple(r_range)}")
     keys = jax.random.split(key, num)
     draw = _DR_DRAW
+    r = jnp.asarray(r_range, jnp.float32)
     out = {"vertices": [], "group": [], "members": [], "weights": []}
     for i in range(0, num, chunk):
-        feat, g, mem, a = draw(keys[i : i + chunk], sampler.features, sampler.groups, sampler.group_probs, sampler.m)
+        feat, g, mem, a = draw(keys[i : i + chunk], sampler.features, sampler.groups, sampler.group_probs, sampler.m,
+                               r)
         v = sampler.dr.decode(feat)
         v = v - v.mean(axis=1, keepdims=True) + sampler.centroid
         out["vertices"].append(np.asarray(v, np.float32))

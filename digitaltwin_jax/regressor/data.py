@@ -418,19 +418,39 @@ def load_synth_dataset(root, limit: int | None = None, tag: int = 0) -> tuple[Sh
     return ds, info
 
 
-def load_eval_data(root, limit: int | None = None):
+def load_eval_data(root, limit: int | None = None, *, allow_expressions: bool = False):
     """Held-out items of a synthetic data set (all images; those without a face are kept with NaN
-    rows and reported as failures).  Returns ``(EvalData, info)``."""
+    rows and reported as failures).  Returns ``(EvalData, info)``.
+
+    With ``allow_expressions`` renders with expressions are accepted: the ground truth is then the
+    neutral head (the rendered vertices minus the blendshape offsets of the recorded weights; the
+    blendshapes are linear, so this is exact).  The true intrinsics, camera rotation and expression
+    weights are carried along (focal, pose and expression rows of the fidelity benchmark).
+    """
     from digitaltwin_jax.regressor.evaluate import EvalData
 
     root = Path(root)
     arr = _read_shards(root, ("index", "vertices", "expression", "images"), limit)
+    with np.load(_shards(root)[0], allow_pickle=False) as z:
+        has_camera = "K" in z.files and "rotation" in z.files
+    if has_camera:
+        arr.update(_read_shards(root, ("K", "rotation"), limit))
+    verts = arr["vertices"].astype(np.float64)
     if np.any(np.abs(arr["expression"]) > 0):
-        raise ValueError(f"{root} renders expressions; the evaluation needs neutral ground truth")
+        if not allow_expressions:
+            raise ValueError(f"{root} renders expressions; the evaluation needs neutral ground truth")
+        from digitaltwin_jax.model.head_model import load_head_model
+
+        model = load_head_model(_manifest_info(root).get("resolution", "low"))
+        verts = verts - np.tensordot(arr["expression"].astype(np.float64),
+                                     np.asarray(model.expression_basis, np.float64), axes=1)
     emb, lms = _cached_rows(root, arr["index"])
     sizes = np.tile(np.array(arr["images"].shape[1:3], np.int64), (len(arr["index"]), 1))
     info = _manifest_info(root)
     info.update({"num_images": int(len(arr["index"])), "num_with_face": int(np.all(np.isfinite(emb), axis=1).sum())})
-    data = EvalData(arr["vertices"].astype(np.float32), emb.astype(np.float32), lms.astype(np.float32), sizes,
-                    np.array([f"{root.name}/{i}" for i in arr["index"]]))
+    data = EvalData(verts.astype(np.float32), emb.astype(np.float32), lms.astype(np.float32), sizes,
+                    np.array([f"{root.name}/{i}" for i in arr["index"]]),
+                    K=arr["K"].astype(np.float64) if has_camera else None,
+                    rotation=arr["rotation"].astype(np.float64) if has_camera else None,
+                    expression=arr["expression"].astype(np.float32))
     return data, info

@@ -37,7 +37,7 @@ from digitaltwin_jax.synth.albedo import AlbedoBank, procedural_bank, texture_ba
 from digitaltwin_jax.synth.backgrounds import BACKGROUND_KINDS, PhotoBackgrounds
 from digitaltwin_jax.synth.engine import RenderConfig, SceneRenderer
 from digitaltwin_jax.synth.scene import CameraConfig, PostConfig, SceneConfig, sample_scene
-from digitaltwin_jax.synth.shapes import GaussianIdentitySource
+from digitaltwin_jax.synth.shapes import DetailedSource, GaussianIdentitySource
 
 __all__ = ["DatasetConfig", "generate", "shard_path", "load_shard", "SHARD_KEYS", "contact_sheet",
            "build_shape_source", "SAMPLERS"]
@@ -99,6 +99,10 @@ class DatasetConfig:
         ``"texture-bank"``; None uses ``default_texture_bank(bank_size, seed)``.
       background_dir: optional folder of background photos.
       scene: :class:`~.scene.SceneConfig`; render: :class:`~.engine.RenderConfig`.
+      dr_radius: range of the DR sampler's polar radius r (paper: 0.6-1.3; larger radii extrapolate
+        beyond the population, for out-of-distribution test sets).
+      detail_rms: range (mm) of the smooth out-of-identity-span detail added to every head
+        (:func:`~.shapes.smooth_detail`; 0 = none, the training default).
     """
 
     count: int = 10000
@@ -115,8 +119,14 @@ class DatasetConfig:
     background_dir: str | None = None
     scene: SceneConfig = SceneConfig()
     render: RenderConfig = RenderConfig()
+    dr_radius: tuple[float, float] = (0.6, 1.3)
+    detail_rms: tuple[float, float] = (0.0, 0.0)
 
     def __post_init__(self):
+        if not 0.0 <= float(self.dr_radius[0]) <= float(self.dr_radius[1]):
+            raise ValueError(f"dr_radius must satisfy 0 <= lo <= hi, got {self.dr_radius}")
+        if not 0.0 <= float(self.detail_rms[0]) <= float(self.detail_rms[1]):
+            raise ValueError(f"detail_rms must satisfy 0 <= lo <= hi, got {self.detail_rms}")
         if int(self.count) < 1:
             raise ValueError(f"count must be >= 1, got {self.count}")
         if int(self.shard_size) < 1:
@@ -144,6 +154,9 @@ class DatasetConfig:
         sc["perturbation"] = lighting_mod.Perturbation(**sc["perturbation"])
         rc = dict(d.pop("render"))
         rc["eye_fill"] = tuple(rc["eye_fill"])
+        for k in ("dr_radius", "detail_rms"):
+            if k in d:
+                d[k] = tuple(d[k])
         return cls(scene=SceneConfig(**sc), render=RenderConfig(**rc), **d)
 
 
@@ -210,10 +223,14 @@ def build_shape_source(model, config: DatasetConfig, out_dir=None):
     (None for the Gaussian source).
     """
     if config.sampler == "gaussian":
-        return GaussianIdentitySource(model), None
-    from digitaltwin_jax.synth import population as pop_mod  # needs geometry.sampling
+        source, subject_albedo = GaussianIdentitySource(model), None
+    else:
+        from digitaltwin_jax.synth import population as pop_mod  # needs geometry.sampling
 
-    return pop_mod.population_source(model, config, out_dir)
+        source, subject_albedo = pop_mod.population_source(model, config, out_dir)
+    if float(config.detail_rms[1]) > 0.0:
+        source = DetailedSource(source, model, config.detail_rms)
+    return source, subject_albedo
 
 
 # -- workers ----------------------------------------------------------------------------------------

@@ -93,7 +93,8 @@ def prepare_population(model, config, out_dir) -> None:
                               num_groups=int(config.population_groups))
     if config.sampler == "dr":
         smp = S.make_dr_sampler(pop, model.vertices, model.faces)
-        out = S.sample_dr(k_shapes, smp, int(config.count), chunk=256)
+        out = S.sample_dr(k_shapes, smp, int(config.count), chunk=256,
+                          r_range=tuple(getattr(config, "dr_radius", S.R_RANGE)))
     elif config.sampler == "cpca":
         out = S.sample_cpca(k_shapes, pop, int(config.count))
     elif config.sampler == "noaug":

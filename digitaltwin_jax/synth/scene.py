@@ -47,12 +47,14 @@ class CameraConfig:
 
     Attributes:
       max_rotation_deg: bound of the uniform roll, yaw and pitch.
+      max_yaw_deg: bound of the uniform yaw when it differs (None: ``max_rotation_deg``).
       fov_deg: range of the horizontal field of view.
       face_width_fraction: range of jaw width / image width.
       center_jitter: face centre offset bound, fraction of the image size.
     """
 
     max_rotation_deg: float = 15.0
+    max_yaw_deg: float | None = None
     fov_deg: tuple[float, float] = (20.0, 50.0)
     face_width_fraction: tuple[float, float] = (0.35, 0.55)
     center_jitter: float = 0.06
@@ -223,6 +225,11 @@ def sample_scene(index: int, seed: int, config: SceneConfig, shape_source, model
     # 2. pose
     cam = config.camera
     euler = rng.uniform(-cam.max_rotation_deg, cam.max_rotation_deg, size=3)
+    if cam.max_yaw_deg is not None:  # same draws as before, the yaw rescaled: training sets unchanged
+        if cam.max_rotation_deg > 0:
+            euler[1] *= float(cam.max_yaw_deg) / float(cam.max_rotation_deg)
+        else:
+            euler[1] = rng.uniform(-cam.max_yaw_deg, cam.max_yaw_deg)
     R = frontal_rotation().astype(np.float64) @ euler_to_matrix(*euler)
     # 3. camera
     size = int(config.image_size)
