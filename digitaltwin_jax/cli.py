@@ -4,7 +4,8 @@ Argument parsing, progress and exit codes only; the work is in :mod:`digitaltwin
 
 Exit codes (also listed by ``digitaltwin avatar --help``):
   0 success; 1 unexpected internal error; 2 bad command line; 3 unreadable file or not an image;
-  4 no face found; 5 face too small; 6 fitting failed; 7 batch finished with some failed photos.
+  4 no face found; 5 face too small; 6 fitting failed; 7 batch finished with some failed photos;
+  8 the output cannot be written (exists without --overwrite, read-only, disk full).
 
 JAX compiles the fitting solver on first use (the cold-start cost).  The command keeps a persistent
 compilation cache in ``$DIGITALTWIN_CACHE_DIR`` (default ``$XDG_CACHE_HOME/digitaltwin_jax/jax`` or
@@ -21,6 +22,7 @@ import traceback
 from pathlib import Path
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_UNREADABLE, EXIT_NO_FACE, EXIT_FACE_TOO_SMALL, EXIT_FIT_FAILED, EXIT_BATCH_PARTIAL = range(8)
+EXIT_OUTPUT = 8
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 
@@ -66,6 +68,8 @@ def _error_code(exc: BaseException) -> int:
         return EXIT_NO_FACE
     if isinstance(exc, errors.FitError):
         return EXIT_FIT_FAILED
+    if isinstance(exc, errors.OutputError):
+        return EXIT_OUTPUT
     return EXIT_INTERNAL
 
 
@@ -168,9 +172,13 @@ def _cmd_batch(args) -> int:
             tqdm.write(f"failed {photo.name}: {exc}")
     from digitaltwin_jax.io.atomic import atomic_write_text
 
-    out_root.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_root / "batch_report.json", json.dumps(
+    try:
+        out_root.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out_root / "batch_report.json", json.dumps(
         {"done": done, "skipped_already_finished": skipped, "failed": failed}, indent=2))
+    except OSError as exc:
+        print(f"error: cannot write {out_root / 'batch_report.json'}: {exc}", file=sys.stderr)
+        return EXIT_OUTPUT
     print(f"{done} done, {skipped} already finished, {len(failed)} failed (see {out_root / 'batch_report.json'})")
     return EXIT_BATCH_PARTIAL if failed else EXIT_OK
 
@@ -182,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
         "avatar", help="photo in, textured head avatar out",
         description="Reconstruct a textured, animatable head avatar from one photo.",
         epilog="exit codes: 0 ok, 1 internal error, 2 usage, 3 unreadable file / not an image, "
-               "4 no face, 5 face too small, 6 fitting failed, 7 batch with failures",
+               "4 no face, 5 face too small, 6 fitting failed, 7 batch with failures, 8 output not writable",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     av.add_argument("photo", nargs="?", help="input photo (JPEG/PNG/...)")
     av.add_argument("-o", "--output", help="output folder (default out/<photo name>; with --batch the root folder)")

@@ -4,7 +4,10 @@
 * :class:`NoFaceError`, :class:`FaceTooSmallError` -- the photo cannot be used (from the front end).
 * :class:`FitError` -- the non-rigid fit could not produce a valid result (degenerate landmarks,
   non-finite values).
-All derive from ``ValueError``.
+* :class:`OutputError` -- the output folder cannot be written (:class:`OutputExistsError`: it exists
+  and overwriting was not asked for; :class:`OutputWriteError`: read-only folder, disk full, a file
+  in the way).  Nothing half-written is left behind.
+All derive from ``ValueError`` (the two output errors also from ``FileExistsError`` / ``OSError``).
 """
 from __future__ import annotations
 
@@ -16,4 +19,17 @@ class FitError(ValueError):
     """The fit failed: degenerate or non-finite input landmarks, or a non-finite solution."""
 
 
-__all__ = ["ImageReadError", "FrontendError", "NoFaceError", "FaceTooSmallError", "FitError"]
+class OutputError(ValueError):
+    """The avatar could not be written to the requested output folder."""
+
+
+class OutputExistsError(OutputError, FileExistsError):
+    """The output folder exists and overwriting was not requested."""
+
+
+class OutputWriteError(OutputError, OSError):
+    """Writing failed (permission denied, disk full, a file where a folder should be, ...)."""
+
+
+__all__ = ["ImageReadError", "FrontendError", "NoFaceError", "FaceTooSmallError", "FitError", "OutputError",
+           "OutputExistsError", "OutputWriteError"]

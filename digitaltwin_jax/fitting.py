@@ -554,9 +554,15 @@ class FitResult:
 
 
 def _check_landmarks(landmarks_2d) -> tuple[np.ndarray, np.ndarray]:
-    lm = np.asarray(landmarks_2d, dtype=np.float64)
+    raw = np.asarray(landmarks_2d)
+    if raw.dtype.kind not in "iuf":
+        raise TypeError(f"landmarks_2d must be a real numeric array, got dtype {raw.dtype}")
+    lm = raw.astype(np.float64)
     if lm.shape != (68, 2):
         raise ValueError(f"landmarks_2d must have shape (68, 2), got {lm.shape}")
+    if np.isinf(lm).any():
+        rows = np.flatnonzero(np.isinf(lm).any(axis=1)).tolist()
+        raise ValueError(f"landmarks_2d has infinite values in rows {rows}; mark missing landmarks with NaN")
     valid = np.all(np.isfinite(lm), axis=1)
     if valid.sum() < 6:
         raise ValueError(f"need at least 6 finite landmarks to fit, got {int(valid.sum())}")

@@ -323,6 +323,42 @@ def report_dict(avatar: Avatar, photo_path=None) -> dict:
     }
 
 
+def _nan_to_null(obj):
+    """``obj`` with every non-finite float replaced by None (JSON ``null``; ``NaN`` is not JSON)."""
+    if isinstance(obj, dict):
+        return {k: _nan_to_null(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_nan_to_null(v) for v in obj]
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if np.isfinite(obj) else None
+    return obj
+
+
+def _check_writable_avatar(avatar: Avatar, photo):
+    """FitError / ValueError for an avatar or photo that would write NaN or garbage; returns the photo."""
+    from digitaltwin_jax.errors import FitError
+    from digitaltwin_jax.io.images import to_uint8_rgb
+
+    for name in ("vertices", "neutral_vertices", "expression_weights", "expression_basis", "K", "rotation",
+                 "translation", "landmarks_2d", "landmarks_3d"):
+        a = np.asarray(getattr(avatar, name))
+        if a.dtype.kind not in "iuf" or not np.all(np.isfinite(a)):
+            raise FitError(f"avatar.{name} contains NaN or infinity (or is not numeric); nothing was written")
+    tex = np.asarray(avatar.texture)
+    if tex.dtype != np.uint8 or tex.ndim != 3 or tex.shape[2] != 3 or tex.shape[0] == 0:
+        raise ValueError(f"avatar.texture must be an (S, S, 3) uint8 image, got {tex.shape} {tex.dtype}")
+    return None if photo is None else to_uint8_rgb(photo, name="photo")
+
+
+def _remove_empty_dirs(dirs):
+    """rmdir each folder (deepest first) while it is empty: undo the parents write_avatar created."""
+    for d in dirs:
+        try:
+            d.rmdir()
+        except OSError:
+            break
+
+
 def write_avatar(avatar: Avatar, outdir, *, photo: np.ndarray | None = None, photo_path=None,
                  overwrite: bool = False, preview_size: int = 512) -> Path:
     """Write ``head.obj/.mtl``, ``diffuse.png``, ``head.glb``, ``preview.png``, ``report.json``.
@@ -332,16 +368,30 @@ def write_avatar(avatar: Avatar, outdir, *, photo: np.ndarray | None = None, pho
     and then swapped, never deleted first: the new folder is complete, the old one is renamed aside,
     the new one renamed into place, and only then the old one deleted (if the last rename fails the
     old one is renamed back).  ``outdir`` is therefore always the old or the new avatar, except for
-    the instant between the two renames, when it is absent.
+    the instant between the two renames, when it is absent.  Missing parent folders are created (and
+    removed again if writing fails).
+
+    Raises:
+      OutputExistsError: ``outdir`` exists and ``overwrite`` is False (also a ``FileExistsError``).
+      OutputWriteError: any OS error while writing (read-only folder, disk full, a file in the way;
+        also an ``OSError``); nothing is left behind and an old avatar is intact.
+      FitError: the avatar holds NaN or infinite values (checked before anything is written).
     """
+    from digitaltwin_jax.errors import OutputError, OutputExistsError, OutputWriteError
     from digitaltwin_jax.io.gltf import write_glb
     from digitaltwin_jax.io.obj import write_obj
 
     outdir = Path(outdir)
+    photo = _check_writable_avatar(avatar, photo)
     if outdir.exists() and not overwrite:
-        raise FileExistsError(f"{outdir} exists; pass overwrite=True (CLI: --overwrite) to replace it")
-    outdir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
+        raise OutputExistsError(f"{outdir} exists; pass overwrite=True (CLI: --overwrite) to replace it")
+    created = [d for d in (outdir.parent, *outdir.parent.parents) if not d.exists()]  # deepest first
+    try:
+        outdir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
+    except OSError as e:
+        _remove_empty_dirs(created)
+        raise OutputWriteError(f"cannot create the output folder {outdir}: {e}") from e
     tmp.chmod(0o777 & ~_umask())  # mkdtemp makes 0700; the output folder gets normal permissions
     try:
         t = time.perf_counter()
@@ -357,9 +407,10 @@ def write_avatar(avatar: Avatar, outdir, *, photo: np.ndarray | None = None, pho
             t = time.perf_counter()
             (tmp / "preview.png").write_bytes(_png_bytes(preview_image(avatar, photo, preview_size)))
             avatar.timings["preview"] = time.perf_counter() - t
-        (tmp / "report.json").write_text(json.dumps(report_dict(avatar, photo_path), indent=2))
+        (tmp / "report.json").write_text(
+            json.dumps(_nan_to_null(report_dict(avatar, photo_path)), indent=2, allow_nan=False))
         if outdir.exists() and not overwrite:  # appeared while we were writing
-            raise FileExistsError(f"{outdir} exists; pass overwrite=True (CLI: --overwrite) to replace it")
+            raise OutputExistsError(f"{outdir} exists; pass overwrite=True (CLI: --overwrite) to replace it")
         aside = None
         if outdir.exists() or outdir.is_symlink():
             aside = outdir.parent / f"{tmp.name}.old"  # unique: tmp's random name
@@ -370,8 +421,11 @@ def write_avatar(avatar: Avatar, outdir, *, photo: np.ndarray | None = None, pho
             if aside is not None:
                 aside.rename(outdir)  # put the old avatar back
             raise
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        _remove_empty_dirs(created)
+        if isinstance(e, OSError) and not isinstance(e, OutputError):
+            raise OutputWriteError(f"cannot write the avatar to {outdir}: {e}") from e
         raise
     if aside is not None:
         if aside.is_dir() and not aside.is_symlink():
@@ -383,12 +437,21 @@ def write_avatar(avatar: Avatar, outdir, *, photo: np.ndarray | None = None, pho
 
 def reconstruct_file(photo_path, outdir, *, config: AvatarConfig = AvatarConfig(), overwrite: bool = False,
                      stages: Stages | None = None) -> dict:
-    """Read a photo, reconstruct, write the outputs; returns a summary dict."""
+    """Read a photo, reconstruct, write the outputs; returns a summary dict.
+
+    Raises what :func:`read_image`, :func:`reconstruct` and :func:`write_avatar` raise; an existing
+    ``outdir`` without ``overwrite`` (OutputExistsError) and a file where a folder should be
+    (OutputWriteError) are refused before the photo is read.
+    """
+    from digitaltwin_jax.errors import OutputExistsError, OutputWriteError
     from digitaltwin_jax.io.images import read_image
 
     outdir = Path(outdir)
     if outdir.exists() and not overwrite:
-        raise FileExistsError(f"{outdir} exists; use --overwrite to replace it")
+        raise OutputExistsError(f"{outdir} exists; use --overwrite to replace it")
+    blocker = next((d for d in (outdir.parent, *outdir.parent.parents) if d.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise OutputWriteError(f"cannot write the avatar to {outdir}: {blocker} is a file, not a folder")
     t0 = time.perf_counter()
     image = read_image(photo_path)
     read_s = time.perf_counter() - t0

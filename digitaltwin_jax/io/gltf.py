@@ -66,6 +66,10 @@ def write_glb(path, vertices, faces, uvs=None, uv_faces=None, *, texture_png: by
         raise ValueError(f"vertices must be (V, 3) and faces (F, 3), got {v.shape} and {f.shape}")
     if not np.all(np.isfinite(v)):
         raise ValueError("vertices contain NaN or inf")
+    if len(f) == 0:
+        raise ValueError(f"the mesh is empty ({len(v)} vertices, 0 faces): a glTF mesh needs at least one triangle")
+    if f.min() < 0 or f.max() >= len(v):
+        raise ValueError(f"faces index outside the vertex array (range [{f.min()}, {f.max()}], {len(v)} vertices)")
     if (uvs is None) != (uv_faces is None):
         raise ValueError("uvs and uv_faces must be given together")
     if texture_png is not None and uvs is None:

@@ -9,8 +9,12 @@
 - 16-bit samples are reduced to 8 bits by keeping the high byte (``v >> 8``, which is what Pillow does
   for 16-bit RGB PNG, applied to 16-bit grayscale too so both agree).
 
-Any failure (missing file, directory, not an image, truncated or corrupt data, absurd size) raises
-:class:`ImageReadError`, a ``ValueError`` whose message names the file.
+Any failure (missing file, directory or other non-regular file, empty file, not an image, truncated
+or corrupt data, a 12/16-bit JPEG, NaN in a float TIFF, more than ``max_pixels`` pixels) raises
+:class:`ImageReadError`, a ``ValueError`` whose message names the file and the problem.  The size is
+checked from the header, before any pixel is decoded, so a decompression bomb (a tiny PNG declaring
+100000 x 100000 pixels) costs nothing.  Multi-frame files (animated GIF/PNG/WebP, multi-page TIFF)
+give their first frame.
 
 :func:`write_image` writes atomically (``io.atomic``: a temporary file in the destination folder, then
 ``os.replace``; the file gets the usual umask permissions).
@@ -18,7 +22,10 @@ Any failure (missing file, directory, not an image, truncated or corrupt data, a
 from __future__ import annotations
 
 import os
+import stat
 import struct
+import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +33,14 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from digitaltwin_jax.io.atomic import atomic_write
 
-__all__ = ["ImageReadError", "read_image", "write_image", "to_uint8_rgb"]
+__all__ = ["ImageReadError", "MAX_PIXELS", "read_image", "write_image", "to_uint8_rgb"]
+
+MAX_PIXELS = 100_000_000
+"""Default largest image :func:`read_image` decodes (width x height; 100 MP, ~300 MB as RGB)."""
+
+
+class _BadContent(ValueError):
+    """Raised inside :func:`read_image` for decodable but unusable content; re-raised as ImageReadError."""
 
 
 class ImageReadError(ValueError):
@@ -38,20 +52,22 @@ class ImageReadError(ValueError):
         super().__init__(f"cannot read image {self.path!r}: {reason}")
 
 
-def read_image(path, *, background=(255, 255, 255)) -> np.ndarray:
+def read_image(path, *, background=(255, 255, 255), max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Read a photo as displayed: ``(H, W, 3) uint8`` RGB.
 
     Args:
       path: file name (str or os.PathLike).  Any format Pillow reads (JPEG, PNG, WebP, TIFF, BMP, ...);
         for multi-frame files the first frame is used.
       background: RGB colour that transparent pixels are composited over (default white).
+      max_pixels: images declaring more pixels (width x height) are refused before decoding.
 
     Returns:
       ``(H, W, 3) uint8`` RGB array, EXIF orientation applied.
 
     Raises:
-      ImageReadError: missing file, a directory, not an image, truncated/corrupt data, or an image
-        larger than Pillow's decompression-bomb limit.  The message names the file.
+      ImageReadError: missing file, a directory or other non-regular file (FIFO, device), an empty
+        file, not an image, truncated/corrupt data, an unsupported sample format, or an image larger
+        than ``max_pixels``.  The message names the file and the problem.
     """
     p = Path(path)
     if not p.exists():
@@ -59,16 +75,36 @@ def read_image(path, *, background=(255, 255, 255)) -> np.ndarray:
     if p.is_dir():
         raise ImageReadError(path, "is a directory, not an image file")
     try:
-        with Image.open(p) as im:
-            im.load()  # decode now so truncation is caught here, not later
-            im = ImageOps.exif_transpose(im)
-            arr = _to_rgb(im, background)
+        st = p.stat()
+    except OSError as e:
+        raise ImageReadError(path, f"cannot stat the file ({e.strerror or e})") from None
+    if not stat.S_ISREG(st.st_mode):  # a FIFO would block forever, /dev/zero would never end
+        raise ImageReadError(path, "is not a regular file (a pipe, socket or device)")
+    if st.st_size == 0:
+        raise ImageReadError(path, "file is empty (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit below
+            with Image.open(p) as im:
+                w, h = im.size
+                if w * h > max_pixels:  # header only: nothing decoded yet
+                    raise _BadContent(f"image is {w} x {h} = {w * h:,} pixels, more than the limit of "
+                                      f"{max_pixels:,} (a decompression bomb, or pass a larger max_pixels)")
+                if w == 0 or h == 0:
+                    raise _BadContent(f"image has zero width or height ({w} x {h})")
+                im.load()  # decode now so truncation is caught here, not later
+                im = ImageOps.exif_transpose(im)
+                arr = _to_rgb(im, background)
     except ImageReadError:
         raise
+    except _BadContent as e:
+        raise ImageReadError(path, str(e)) from None
     except UnidentifiedImageError:
-        raise ImageReadError(path, "not a recognised image format (or the data is corrupt)") from None
+        raise ImageReadError(path, _diagnose(p)) from None
     except Image.DecompressionBombError as e:
-        raise ImageReadError(path, f"image is too large to decode safely ({e})") from None
+        raise ImageReadError(path, f"image is too large to decode safely, refused before decoding ({e})") from None
+    except MemoryError:
+        raise ImageReadError(path, "not enough memory to decode the image") from None
     except PermissionError:
         raise ImageReadError(path, "permission denied") from None
     except (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, KeyError) as e:
@@ -82,7 +118,7 @@ def _to_rgb(im: Image.Image, background) -> np.ndarray:
     """Pillow image of any mode -> ``(H, W, 3) uint8`` RGB (alpha composited over ``background``)."""
     bg = np.asarray(background, dtype=np.float64).reshape(-1)
     if bg.shape != (3,) or not np.all((bg >= 0) & (bg <= 255)):
-        raise ValueError(f"background must be three values in [0, 255], got {background!r}")
+        raise _BadContent(f"background must be three values in [0, 255], got {background!r}")
     mode = im.mode
     if mode.startswith("I;16") or mode == "I":
         a = np.asarray(im).astype(np.int64)
@@ -91,7 +127,7 @@ def _to_rgb(im: Image.Image, background) -> np.ndarray:
     if mode == "F":
         a = np.asarray(im, dtype=np.float64)
         if not np.all(np.isfinite(a)):
-            raise ValueError("floating-point image contains NaN or infinity")
+            raise _BadContent("floating-point image contains NaN or infinity")
         scale = 255.0 if a.max(initial=0.0) <= 1.0 else 1.0  # [0, 1] floats, else assume 0..255
         a = np.clip(np.rint(a * scale), 0, 255).astype(np.uint8)
         return np.repeat(a[:, :, None], 3, axis=2)
@@ -104,6 +140,37 @@ def _to_rgb(im: Image.Image, background) -> np.ndarray:
     if mode != "RGB":
         im = im.convert("RGB")
     return np.ascontiguousarray(np.asarray(im, dtype=np.uint8))
+
+
+def _diagnose(p: Path) -> str:
+    """Why Pillow could not identify ``p``: a specific reason for files that look like PNG or JPEG."""
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(1 << 16)
+    except OSError as e:
+        return f"cannot read the file ({e.strerror or e})"
+    generic = "not a recognised image format (or the data is corrupt)"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        if len(head) < 33 or head[12:16] != b"IHDR":
+            return "PNG file with a missing or truncated header (IHDR chunk)"
+        w, h = struct.unpack(">II", head[16:24])
+        if zlib.crc32(head[12:29]) & 0xFFFFFFFF != struct.unpack(">I", head[29:33])[0]:
+            return "PNG header is corrupt (IHDR checksum mismatch)"
+        if w == 0 or h == 0:
+            return f"PNG header declares zero width or height ({w} x {h})"
+        return "PNG file with a corrupt or unsupported header"
+    if head.startswith(b"\xff\xd8"):
+        i = 2
+        while i + 9 < len(head) and head[i] == 0xFF:
+            marker, seg = head[i + 1], struct.unpack(">H", head[i + 2 : i + 4])[0]
+            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # start of frame
+                bits = head[i + 4]
+                if bits != 8:
+                    return f"{bits}-bit JPEG is not supported (only 8 bits per sample); convert it to 8 bits"
+                return "JPEG file with a corrupt or unsupported frame header"
+            i += 2 + seg
+        return "JPEG file with a corrupt or truncated header"
+    return generic
 
 
 def to_uint8_rgb(image, *, name: str = "image") -> np.ndarray:

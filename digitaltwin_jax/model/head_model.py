@@ -126,10 +126,14 @@ def head_shape(model: HeadModel, identity_coeffs=None, expression_coeffs=None) -
 
     Returns:
       ``(V, 3)`` vertices in mm, ``mean + sum_k a_k I_k + sum_i b_i B_i``.
+
+    Raises:
+      ValueError: wrong shapes, or (for concrete, untraced inputs) NaN / infinite coefficients.
+      TypeError: non-numeric coefficients.
     """
     v = jnp.asarray(model.vertices)
     if identity_coeffs is not None:
-        a = jnp.asarray(identity_coeffs)
+        a = jnp.asarray(_checked_coeffs(identity_coeffs, "identity_coeffs"))
         if a.ndim != 1 or a.shape[0] > model.identity_basis.shape[0]:
             raise ValueError(
                 f"identity_coeffs must have shape (K,) with K <= {model.identity_basis.shape[0]}, got {a.shape}"
@@ -137,7 +141,7 @@ def head_shape(model: HeadModel, identity_coeffs=None, expression_coeffs=None) -
         basis = jnp.asarray(model.identity_basis[: a.shape[0]])
         v = v + jnp.tensordot(a.astype(basis.dtype), basis, axes=1)
     if expression_coeffs is not None:
-        b = jnp.asarray(expression_coeffs)
+        b = jnp.asarray(_checked_coeffs(expression_coeffs, "expression_coeffs"))
         if b.shape != (model.expression_basis.shape[0],):
             raise ValueError(
                 f"expression_coeffs must have shape ({model.expression_basis.shape[0]},), got {b.shape}"
@@ -145,6 +149,18 @@ def head_shape(model: HeadModel, identity_coeffs=None, expression_coeffs=None) -
         basis = jnp.asarray(model.expression_basis)
         v = v + jnp.tensordot(b.astype(basis.dtype), basis, axes=1)
     return v
+
+
+def _checked_coeffs(x, name: str):
+    """Dtype and finiteness check of concrete coefficients; traced values pass through (jit/vmap/grad)."""
+    if isinstance(x, jax.core.Tracer):
+        return x
+    a = np.asarray(x)
+    if a.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must be a real numeric array, got dtype {a.dtype}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} contains NaN or infinity")
+    return a
 
 
 def asset_path(name: str) -> Path:

@@ -90,9 +90,17 @@ def render_mesh(
     s = int(supersample)
     if s < 1:
         raise ValueError(f"supersample must be >= 1, got {supersample}")
+    if np.asarray(vertices_cam).dtype.kind not in "iuf":
+        raise TypeError(f"vertices_cam must be a real numeric array, got dtype {np.asarray(vertices_cam).dtype}")
     v = np.asarray(vertices_cam, dtype=np.float64)
     faces = np.asarray(faces)
-    pts = project_points(v, K)
+    pts = project_points(v, K)  # checks the shapes of v and K
+    if not np.isfinite(np.asarray(K, dtype=np.float64)).all():
+        raise ValueError("K contains NaN or infinity")
+    if faces.size and (faces.ndim != 2 or faces.shape[1] != 3 or faces.dtype.kind not in "iu"
+                       or faces.min() < 0 or faces.max() >= len(v)):
+        raise ValueError(f"faces must be an (F, 3) integer array of indices in [0, {len(v)}); got "
+                         f"shape {faces.shape}, dtype {faces.dtype}")
     if s > 1:
         pts[:, :2] *= s
     used = np.zeros(v.shape[0], bool)
