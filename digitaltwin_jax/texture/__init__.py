@@ -13,6 +13,7 @@ from digitaltwin_jax.texture.pipeline import (
     TextureConfig,
     TextureResult,
     build_texture,
+    relight_texture,
     write_confidence,
     write_texture,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "TextureConfig",
     "TextureResult",
     "build_texture",
+    "relight_texture",
     "write_confidence",
     "write_texture",
     "SkinLayout",

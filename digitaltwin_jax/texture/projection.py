@@ -136,17 +136,25 @@ def project_texture(image, vertices_cam, K, model, size: int = 2048, *,
     sampling = dataclasses.replace(sampling, texels=sampling.texels[keep], face=sampling.face[keep],
                                    bary=sampling.bary[keep])
 
-    P = texel_interpolate(sampling, v, faces)  # (N, 3) camera-frame points
-    N = texel_interpolate(sampling, vertex_normals(v, faces), faces)
-    N /= np.maximum(np.linalg.norm(N, axis=1, keepdims=True), 1e-12)
+    # every per-vertex attribute in one gather: position, normal, eye weight, outer-surface weight
+    eye_w = getattr(model, "eye_mask", None) if config.mask_eyes else None
+    outer = getattr(model, "outer_surface_mask", None) if config.mask_inner_surfaces else None
+    cols = [v, vertex_normals(v, faces)]
+    if eye_w is not None:
+        cols.append(np.asarray(eye_w, np.float64)[:, None])
+    if outer is not None:
+        cols.append(np.asarray(outer, np.float64)[:, None])
+    X = texel_interpolate(sampling, np.concatenate(cols, axis=1), faces)
+    P = X[:, 0:3]  # (N, 3) camera-frame points
+    N = X[:, 3:6]
+    N /= np.maximum(np.sqrt(np.einsum("nk,nk->n", N, N)), 1e-12)[:, None]
     z = P[:, 2]
     front = z > 1e-6
     zs = np.where(front, z, 1.0)
     uvw = P @ np.asarray(K, np.float32).T
     x = uvw[:, 0] / zs
     y = uvw[:, 1] / zs
-    ray = P / np.maximum(np.linalg.norm(P, axis=1, keepdims=True), 1e-12)
-    cos = -np.einsum("nk,nk->n", N, ray)
+    cos = -np.einsum("nk,nk->n", N, P) / np.maximum(np.sqrt(np.einsum("nk,nk->n", P, P)), 1e-12)
     inside = front & (x >= 0) & (x <= w) & (y >= 0) & (y <= h)
 
     # visibility: nearest depth over the 2x2 pixel footprint of the bilinear sample
@@ -159,18 +167,19 @@ def project_texture(image, vertices_cam, K, model, size: int = 2048, *,
     visible = inside & (z <= d + config.depth_rel_tol * z + config.depth_abs_tol)
 
     conf = np.where(visible & (cos >= config.min_cos), cos, 0.0).astype(np.float32)
-    if config.mask_eyes and getattr(model, "eye_mask", None) is not None:
-        eye = texel_interpolate(sampling, np.asarray(model.eye_mask, np.float32), faces)
-        conf *= np.clip(1.0 - eye, 0.0, 1.0)
-    outer = getattr(model, "outer_surface_mask", None)
-    if config.mask_inner_surfaces and outer is not None:
-        conf *= np.clip(texel_interpolate(sampling, np.asarray(outer, np.float32), faces), 0.0, 1.0)
+    k = 6
+    if eye_w is not None:
+        conf *= np.clip(1.0 - X[:, k], 0.0, 1.0)
+        k += 1
+    if outer is not None:
+        conf *= np.clip(X[:, k], 0.0, 1.0)
     if image_mask is not None:
         xm = np.clip(x.astype(np.int64), 0, w - 1)
         ym = np.clip(y.astype(np.int64), 0, h - 1)
         conf *= image_mask[ym, xm]
-    colour = bilinear(img, x - 0.5, y - 0.5)
-    colour[conf <= 0] = 0.0
+    colour = np.zeros((len(conf), 3), np.float32)
+    seen = np.flatnonzero(conf > 0)  # sample the photo only where it is used
+    colour[seen] = bilinear(img, x[seen] - 0.5, y[seen] - 0.5)
     return ProjectedTexture(
         texture=scatter_texels(sampling, colour),
         confidence=scatter_texels(sampling, conf),

@@ -10,6 +10,8 @@ show no dark cracks along UV chart borders when rendered with bilinear filtering
 """
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import numpy as np
 
@@ -82,19 +84,25 @@ def seam_pairs(sampling, vertices, faces, *, max_distance=None):
     chart = sampling.chart_mask
     pad = np.pad(chart, 1)
     border = chart & ~(pad[:-2, 1:-1] & pad[2:, 1:-1] & pad[1:-1, :-2] & pad[1:-1, 2:])
-    pos_all = texel_interpolate(sampling, vertices, faces)
     lookup = np.full(s * s, -1, np.int64)
     lookup[sampling.texels] = np.arange(sampling.texels.size)
+
+    def positions(flat_texels):  # 3-D positions of the given covered texels only
+        rows = lookup[flat_texels]
+        sub = dataclasses.replace(sampling, texels=flat_texels, face=sampling.face[rows], bary=sampling.bary[rows])
+        return texel_interpolate(sub, vertices, faces).astype(np.float64)
+
     bidx = np.flatnonzero(border.ravel())
     if bidx.size < 2:
         return np.zeros((0, 2), np.int64)
-    pos = pos_all[lookup[bidx]].astype(np.float64)
+    pos = positions(bidx)
     if max_distance is None:
-        # 3-D length of one texel step, from horizontal neighbours inside the charts
+        # 3-D length of one texel step, from horizontal neighbours inside the charts (an evenly
+        # strided sample of at most ~200K pairs: the median is all that is needed)
         right = sampling.texels + 1
         ok = (lookup[np.minimum(right, s * s - 1)] >= 0) & (sampling.texels % s != s - 1)
-        step = np.linalg.norm(
-            pos_all[lookup[right[ok]]] - pos_all[ok], axis=1) if ok.any() else np.array([1.0])
+        left = sampling.texels[ok][:: max(1, int(ok.sum()) // 200_000)]
+        step = np.linalg.norm(positions(left + 1) - positions(left), axis=1) if left.size else np.array([1.0])
         max_distance = 1.5 * float(np.median(step))
     tree = cKDTree(pos)
     dist, nn = tree.query(pos, k=4, distance_upper_bound=max_distance)

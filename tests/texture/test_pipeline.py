@@ -39,7 +39,7 @@ def _photo(m, tex):
     return (img * 255 + 0.5).astype(np.uint8), vc, K
 
 
-def test_build_texture_keeps_photo_gradients_bank_elsewhere_and_pads_charts():
+def test_build_texture_poisson_mode_keeps_photo_gradients_bank_elsewhere_and_pads_charts():
     m = _sphere_model()
     size = 128
     true = _known_texture(size)
@@ -47,7 +47,7 @@ def test_build_texture_keeps_photo_gradients_bank_elsewhere_and_pads_charts():
     bank_tex = np.zeros((size, size, 3), np.uint8)
     bank_tex[:] = (200, 150, 120)
     bank = TextureBank((BankEntry("flat", texture=bank_tex, base_color=np.array([0.78, 0.59, 0.47], np.float32)),))
-    cfg = TextureConfig(size=size, fade=0.0, seams=True)
+    cfg = TextureConfig(size=size, fade=0.0, seams=True, blend="poisson", color_transfer=False, delight=None)
     res = build_texture(photo, vc, K, m, bank=bank, config=cfg)
     assert res.diffuse.shape == (size, size, 3) and res.diffuse.dtype == np.float32
     assert res.bank_index == 0 and res.bank_rule == "tone"
@@ -71,6 +71,54 @@ def test_build_texture_keeps_photo_gradients_bank_elsewhere_and_pads_charts():
     assert np.corrcoef(g1, g2)[0, 1] > 0.95
     # charts padded: no dark texel anywhere (the bank is bright, the photo too)
     assert res.diffuse.min() > 0.2
+
+
+def _flat_bank(size, rgb8=(90, 140, 200)):
+    tex = np.zeros((size, size, 3), np.uint8)
+    tex[:] = rgb8
+    return TextureBank((BankEntry("flat", texture=tex, base_color=np.asarray(rgb8, np.float32) / 255),))
+
+
+def test_build_texture_band_mode_keeps_the_photo_and_recolours_the_bank():
+    import cv2
+
+    from digitaltwin_jax.texture import seam_scores
+
+    from .test_blend import LAB_TOL, lab_ref
+
+    m = _sphere_model()
+    size = 256
+    true = _known_texture(size)
+    photo, vc, K = _photo(m, true)
+    res = build_texture(photo, vc, K, m, bank=_flat_bank(size), config=TextureConfig(size=size, delight=None))
+    core = res.blend_mask
+    chart = res.projected.chart_mask
+    # inside the photo region, away from its border, the map is the photo (the true texture)
+    dist = cv2.distanceTransform((~(chart & ~core)).astype(np.uint8), cv2.DIST_L2, 5)
+    inner = core & (dist > 8)
+    assert inner.sum() > 2000
+    np.testing.assert_array_equal(res.diffuse[inner], res.projected.texture[inner])
+    assert 10 * np.log10(1 / np.mean((res.diffuse[inner] - true[inner]) ** 2)) > 35
+    # far from it, the (blue) bank takes the median CIELAB colour of the confidently seen texels
+    far = chart & (cv2.distanceTransform((~core).astype(np.uint8), cv2.DIST_L2, 5) > 40)
+    assert far.sum() > 1000
+    seen = res.confidence >= 0.5
+    np.testing.assert_allclose(lab_ref(res.diffuse[far]).mean(0), np.median(lab_ref(res.projected.texture[seen]), 0),
+                               atol=LAB_TOL + 0.5)
+    # no edge where they meet: the gradient across the border is no larger than inside either side,
+    # unlike pasting the photo onto the recoloured bank
+    s = seam_scores(res.diffuse, core, chart, radius=2)
+    assert s.gradient_jump < 1.5 * max(s.gradient_inside, s.gradient_outside)
+    pasted = np.where(core[..., None], res.projected.texture, res.diffuse[far].mean(0))
+    p = seam_scores(pasted, core, chart, radius=2)
+    assert p.gradient_jump > 3 * max(p.gradient_inside, p.gradient_outside)
+
+
+def test_texture_config_validation():
+    with pytest.raises(ValueError):
+        TextureConfig(blend="alpha")
+    with pytest.raises(ValueError):
+        TextureConfig(band_width=-1)
 
 
 def test_bank_selection_follows_the_embedding():
@@ -118,13 +166,25 @@ def test_shipped_head_round_trip():
     K = np.array([[1100.0, 0, 240], [0, 1100.0, 320], [0, 0, 1]])
     img, _ = render_mesh(vc, m.faces, K, (640, 480), uvs=m.uvs, uv_faces=m.uv_faces, texture=true,
                          ambient=1.0, diffuse=0.0)
-    res = build_texture((img * 255 + 0.5).astype(np.uint8), vc, K, m, config=TextureConfig(size=size, gen_size=128))
+    photo = (img * 255 + 0.5).astype(np.uint8)
+    res = build_texture(photo, vc, K, m, config=TextureConfig(size=size, gen_size=128))
     good = res.confidence > 0.5
     assert good.mean() > 0.1
     psnr = 10 * np.log10(1.0 / np.mean((res.projected.texture[good] - true[good]) ** 2))
     assert psnr > 30.0
     # the eyes are masked, the back of the head is not seen
     assert np.isfinite(res.diffuse).all() and res.diffuse.min() >= 0
+    # drawn back from the same camera, the texture reproduces the photo inside the face (issue 19);
+    # whole-region Poisson cloning into the bank does not (it pulls the face toward the bank's tone)
+    from digitaltwin_jax.render import project_points
+    from digitaltwin_jax.texture import rerender_scores
+
+    lm = project_points(vc[m.landmark_indices], K)[:, :2]
+    score = rerender_scores(photo, vc, m.faces, K, m.uvs, m.uv_faces, res.diffuse, lm)
+    assert score.psnr > 30.0 and score.ssim > 0.9
+    old = build_texture(photo, vc, K, m, config=TextureConfig(size=size, gen_size=128, blend="poisson",
+                                                                color_transfer=False))
+    assert rerender_scores(photo, vc, m.faces, K, m.uvs, m.uv_faces, old.diffuse, lm).psnr < score.psnr - 3
 
 
 def test_add_photo_entry_bakes_the_photo_into_a_new_bank_entry():
