@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from digitaltwin_jax.frontend.chips import apply_affine, invert_affine, similarity_chip
-from digitaltwin_jax.frontend.landmarks68 import FLIP_PERMUTATION, INNER, LEFT_EYE, RIGHT_EYE
+from digitaltwin_jax.frontend.landmarks68 import FLIP_PERMUTATION, INNER, LEFT_EYE, RIGHT_EYE, normalised_mean_error
 from digitaltwin_jax.frontend.types import LandmarkPredictor
 
 __all__ = ["RefineConfig", "CoarseToFinePredictor", "eye_line_angle"]
@@ -74,28 +74,42 @@ class CoarseToFinePredictor:
         self.config = config
 
     def __call__(self, image: np.ndarray, box) -> np.ndarray:
+        return self.predict_with_consistency(image, box)[0]
+
+    def predict_with_consistency(self, image: np.ndarray, box) -> tuple[np.ndarray, float]:
+        """``(landmarks (68, 2) float32, flip inconsistency)``.
+
+        The inconsistency is the normalised mean error (% of the outer-eye-corner distance) between
+        the points predicted on the chip and on its mirror image (mapped back).  It measures how well
+        the predictor fits the box's content: 0.6-0.9 % on real faces (resized 0.4-4x, rotated
+        20 degrees, blurred), about 3 % on a face-like drawing; used by
+        :class:`~digitaltwin_jax.frontend.pipeline.FaceDetectorPipeline` to rank candidates.
+        NaN when ``flip_average`` is off.
+        """
         b = np.asarray(box, dtype=np.float64).reshape(4)
         bw, bh = b[2] - b[0], b[3] - b[1]
         if not (np.all(np.isfinite(b)) and bw > 0 and bh > 0):
             raise ValueError(f"box must be finite [x0, y0, x1, y1] with positive size; got {box!r}")
         center = np.array([(b[0] + b[2]) / 2.0, (b[1] + b[3]) / 2.0])
         scale = self.config.chip_size / np.sqrt(bw * bh)
-        q = self._chip_pass(image, center, scale, 0.0, bw, bh)
+        q, inconsistency = self._chip_pass(image, center, scale, 0.0, bw, bh)
         if self.config.second_pass:
-            fine = self._chip_pass(image, center, scale, eye_line_angle(q), bw, bh)
+            fine, _ = self._chip_pass(image, center, scale, eye_line_angle(q), bw, bh)
             q[INNER] = fine[INNER]
-        return q.astype(np.float32)
+        return q.astype(np.float32), inconsistency
 
-    def _chip_pass(self, image, center, scale, angle, bw, bh) -> np.ndarray:
+    def _chip_pass(self, image, center, scale, angle, bw, bh) -> tuple[np.ndarray, float]:
         size = 2 * int(self.config.chip_size)
         chip, A = similarity_chip(image, center, scale, angle, size)
         hw, hh = bw * scale / 2.0, bh * scale / 2.0
         cbox = np.array([size / 2.0 - hw, size / 2.0 - hh, size / 2.0 + hw, size / 2.0 + hh])
         q = np.asarray(self.base(chip, cbox), dtype=np.float64)
+        inconsistency = float("nan")
         if self.config.flip_average:
             mirrored = np.ascontiguousarray(chip[:, ::-1])
             mbox = np.array([size - cbox[2], cbox[1], size - cbox[0], cbox[3]])
             qm = np.asarray(self.base(mirrored, mbox), dtype=np.float64)
             qm[:, 0] = size - qm[:, 0]
+            inconsistency = float(normalised_mean_error(qm[FLIP_PERMUTATION], q))
             q = 0.5 * (q + qm[FLIP_PERMUTATION])
-        return apply_affine(invert_affine(A), q)
+        return apply_affine(invert_affine(A), q), inconsistency
