@@ -90,7 +90,21 @@ def _prior_row(model, cfg, tune, neutral, label) -> dict:
             "expr_sum_beta_tune": float(np.nanmean(f.beta.sum(1))), "seconds": time.perf_counter() - t}
 
 
-def calibrate_priors(model, stats_data, tune_data) -> list:
+def parse_configs(text: str) -> list:
+    """``"expression_sigma=0.1; lambda_f=20,expression_sigma=0.1"`` -> [(label, FitConfig), ...]."""
+    from digitaltwin_jax.fitting import FitConfig
+
+    out = []
+    for item in filter(None, (x.strip() for x in text.split(";"))):
+        kw = {}
+        for pair in item.split(","):
+            k, v = (x.strip() for x in pair.split("="))
+            kw[k] = v.lower() == "true" if v.lower() in ("true", "false") else float(v)
+        out.append((item, FitConfig(**kw)))
+    return out
+
+
+def calibrate_priors(model, stats_data, tune_data, grid=None) -> list:
     from digitaltwin_jax.fitting import FitConfig
     from digitaltwin_jax.regressor.evaluate import EvalData
 
@@ -98,7 +112,7 @@ def calibrate_priors(model, stats_data, tune_data) -> list:
     neutral = EvalData(stats_data.vertices[idx], stats_data.embeddings[idx], stats_data.landmarks[idx],
                        stats_data.image_sizes[idx], stats_data.sample_ids[idx], stats_data.K[idx],
                        stats_data.rotation[idx], stats_data.expression[idx])
-    grid = [
+    grid = grid or [
         ("paper (omega_c 25, sigma 0.3, lambda_f 5)", FitConfig()),
         ("no corrective", FitConfig(fit_corrective=False)),
         ("omega_c 2.5", FitConfig(omega_c=2.5)),
@@ -129,6 +143,8 @@ def main(argv=None) -> int:
     ap.add_argument("--write-guard", action="store_true")
     ap.add_argument("--skip-priors", action="store_true")
     ap.add_argument("--skip-guard", action="store_true")
+    ap.add_argument("--configs", default=None, help='FitConfig overrides, e.g. "expression_sigma=0.1; lambda_f=20"')
+    ap.add_argument("--tag", default="priors", help="key of the prior rows in the results file")
     a = ap.parse_args(argv)
     root = Path(a.root)
     model = load_head_model("low")
@@ -139,7 +155,7 @@ def main(argv=None) -> int:
         out["guard"] = calibrate_guard(model, load_regressor(), stats_data, tune_data, a.write_guard)
         print(json.dumps(out["guard"], indent=1), flush=True)
     if not a.skip_priors:
-        out["priors"] = calibrate_priors(model, stats_data, tune_data)
+        out[a.tag] = calibrate_priors(model, stats_data, tune_data, parse_configs(a.configs) if a.configs else None)
     path = HERE / "results" / "fidelity_calibration.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     old = json.loads(path.read_text()) if path.exists() else {}

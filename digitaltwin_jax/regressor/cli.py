@@ -149,9 +149,12 @@ def _cmd_evaluate(args) -> int:
 
 
 def default_decision(summary: dict) -> dict:
-    """``{"use_as_default": bool, "default_reason": str}``: the regressor (alone or + fit) becomes the
-    avatar command's default shape source only if its ARMSE averaged over the radii is lower than
-    the landmark identity fit's."""
+    """``{"use_as_default": bool, "default_reason": str}``: whether the regressor (alone or + fit) beat
+    the landmark identity fit on *this* held-out synthetic set (ARMSE averaged over the radii).
+
+    A record only: renders of the training prior cannot show the harm on real photos, so the avatar
+    command's default is decided by ``benchmarks/bench_fidelity.py`` instead
+    (:data:`digitaltwin_jax.pipeline.AUTO_SHAPE_SOURCE`)."""
     import numpy as np
 
     if "landmark_fit" not in summary:

@@ -7,9 +7,8 @@ A shape source is any callable ``(image, face, model) -> (V, 3) float32 vertices
 (None: "I cannot say", the pipeline then falls back to the landmark identity fit).  The pipeline's
 stage form ``(image, face, embedding, model)`` is accepted too (the embedding is then reused).
 
-:func:`default_shape_source` is what the avatar command's ``--shape-source auto`` uses: the shipped
-regressor if its recorded held-out evaluation (``metrics.json``, key ``"use_as_default"``) says it
-beats the landmark identity fit, else None.
+What ``--shape-source auto`` runs is decided by the fidelity benchmark, not here
+(:data:`digitaltwin_jax.pipeline.AUTO_SHAPE_SOURCE`).
 
 The shipped decoder predicts the ``"low"`` mesh.  For a model of another resolution the prediction
 is carried over through the identity space both meshes share: the least-squares (ridge 1e-3)
@@ -23,7 +22,7 @@ import numpy as np
 
 from digitaltwin_jax.regressor.weights import Regressor, load_regressor
 
-__all__ = ["RegressorShapeSource", "default_shape_source"]
+__all__ = ["RegressorShapeSource"]
 
 
 class RegressorShapeSource:
@@ -34,6 +33,9 @@ class RegressorShapeSource:
       embed_fn: ``(image, face) -> (D,) float32`` encoder; default
         ``digitaltwin_jax.frontend.identity_embedding`` (dlib ResNet, D = 128).
       ridge: Tikhonov weight of the identity-space transfer between resolutions.
+      guard: optional :class:`~.guard.OODGuard`: the prediction is pulled toward the template head
+        by ``guard.factor(embedding)`` (the source is then named ``"guarded"`` and returns
+        ``(vertices, {"mahalanobis": m, "guard_factor": s})``).
 
     Call: ``source(image, face, model)`` or ``source(image, face, embedding, model)`` with ``image``
     as the front end takes it (HWC uint8 RGB), ``face`` the front end's detection, ``embedding`` an
@@ -42,15 +44,18 @@ class RegressorShapeSource:
     (face None, encoder failure or non-finite output).
     """
 
-    name = "regressor"
-
-    def __init__(self, regressor=None, embed_fn: Callable | None = None, ridge: float = 1e-3):
+    def __init__(self, regressor=None, embed_fn: Callable | None = None, ridge: float = 1e-3, guard=None):
         if regressor is None or not isinstance(regressor, Regressor):
             regressor = load_regressor(regressor)
         self.regressor = regressor
         self._embed_fn = embed_fn
         self.ridge = float(ridge)
+        self.guard = guard
         self._transfer: dict = {}
+
+    @property
+    def name(self) -> str:
+        return "regressor" if self.guard is None else "guarded"
 
     def embed(self, image, face) -> np.ndarray | None:
         """The encoder's ``(D,)`` feature, or None."""
@@ -93,7 +98,24 @@ class RegressorShapeSource:
             e = self.embed(image, face)
         if e is None:
             return None
-        return self.predict_embedding(e, model)
+        if self.guard is None:
+            return self.predict_embedding(e, model)
+        v = np.asarray(self.regressor(e), np.float32)
+        tmpl = self._template(v.shape[0])
+        m = float(self.guard.distance(e)[0])
+        s = float(self.guard.factor(e)[0])
+        v = self.guard.apply(tmpl, v[None], e[None])[0]
+        if model is not None and model.num_vertices != v.shape[0]:
+            v = self._to_model(v, model)
+        return v, {"mahalanobis": m, "guard_factor": s, "guard_m_ref": float(self.guard.m_ref)}
+
+    def _template(self, num_vertices: int) -> np.ndarray:
+        from digitaltwin_jax.model.head_model import load_head_model
+
+        src = load_head_model(self.regressor.resolution)
+        if src.num_vertices != num_vertices:
+            raise ValueError(f"the regressor predicts {num_vertices} vertices, its model has {src.num_vertices}")
+        return np.asarray(src.vertices, np.float32)
 
     def _to_model(self, v: np.ndarray, model) -> np.ndarray:
         from digitaltwin_jax.model.head_model import load_head_model
@@ -113,20 +135,3 @@ class RegressorShapeSource:
         alpha = solve @ (v.reshape(-1).astype(np.float64) - mean)
         out = model.vertices.astype(np.float64) + np.tensordot(alpha, model.identity_basis.astype(np.float64), axes=1)
         return out.astype(np.float32)
-
-
-def default_shape_source() -> RegressorShapeSource | None:
-    """The shipped regressor if its held-out evaluation chose it as the default, else None.
-
-    The choice is recorded in ``assets/regressor/metrics.json`` as ``"use_as_default": true`` when
-    the regressor (alone or followed by the non-rigid fit) had a lower ARMSE than the landmark
-    identity fit on the held-out synthetic test set (mean over test heads, averaged over the crop
-    radii d = 80..110 mm; see ``digitaltwin_jax.regressor.cli.default_decision``).
-    """
-    try:
-        reg = load_regressor()
-    except FileNotFoundError:
-        return None
-    if not bool(reg.metrics.get("use_as_default", False)):
-        return None
-    return RegressorShapeSource(reg)

@@ -79,10 +79,12 @@ def out_of_distribution_config(count: int, seed: int, *, image_size: int = 512) 
 
 def make_eval_set(root, config: DatasetConfig, *, workers: int = 2, progress: bool = True) -> Path:
     """Render ``config`` into ``root`` (resumable; a finished set is left as it is) and run the front
-    end on every image (cached next to the shards, resumable).  Returns ``root``."""
+    end on every image (cached next to the shards, resumable; a cache made by another front-end
+    configuration is recomputed, so a benchmark always measures the current front end).  Returns
+    ``root``."""
     from digitaltwin_jax.regressor.data import frontend_cache
 
     root = Path(root)
     generate(root, config, workers=workers, progress=progress, contact_sheet_path="contact_sheet.png")
-    frontend_cache(root, progress=progress)
+    frontend_cache(root, progress=progress, recompute=True)
     return root
