@@ -174,7 +174,7 @@ def run(quick: bool = False) -> list[dict]:
     return rows
 
 
-def rerender_rows(texture_config=None) -> list[dict]:
+def rerender_rows(texture_config=None, *, mask_kwargs: dict | None = None) -> list[dict]:
     """Re-render and seam rows on ``examples/astronaut.png`` (module docstring).
 
     The avatar's texture is rebuilt with ``texture_config`` (default: :class:`TextureConfig`, 2048)
@@ -188,17 +188,22 @@ def rerender_rows(texture_config=None) -> list[dict]:
     photo = read_image(ROOT / "examples" / "astronaut.png")
     av = reconstruct(photo, config=AvatarConfig())
     return texture_fidelity_rows(photo, av.vertices_camera, av.K, av.landmarks_2d,
-                                 load_head_model(av.info["resolution"]), texture_config)
+                                 load_head_model(av.info["resolution"]), texture_config,
+                                 mask_kwargs=mask_kwargs)
 
 
-def texture_fidelity_rows(photo, vertices_camera, K, landmarks, model, texture_config=None) -> list[dict]:
-    """The rows of :func:`rerender_rows` for a given fit (photo, camera-frame vertices, K, 68 landmarks)."""
+def texture_fidelity_rows(photo, vertices_camera, K, landmarks, model, texture_config=None, *,
+                          mask_kwargs: dict | None = None) -> list[dict]:
+    """The rows of :func:`rerender_rows` for a given fit (photo, camera-frame vertices, K, 68 landmarks);
+    the photo is masked by :func:`~digitaltwin_jax.texture.face_region.projection_mask` (face oval,
+    inner mouth and hair out; ``mask_kwargs`` are passed to it, e.g. ``hair=False, exclude_mouth=False``
+    for the mask used before issue 19)."""
     from digitaltwin_jax.texture import relight_texture
-    from digitaltwin_jax.texture.face_region import face_region_mask
+    from digitaltwin_jax.texture.face_region import projection_mask
     from digitaltwin_jax.texture.metrics import rerender_scores, seam_scores
 
     cfg = texture_config or TextureConfig()
-    region = face_region_mask(landmarks, photo.shape[:2])
+    region = projection_mask(photo, landmarks, **(mask_kwargs or {}))
     res = build_texture(photo, vertices_camera, K, model, config=cfg, image_mask=region)
     tex = (np.clip(res.diffuse, 0, 1) * 255 + 0.5).astype(np.uint8)  # as written to diffuse.png
     maps = [("texture only", tex)]
@@ -225,14 +230,15 @@ def texture_fidelity_rows(photo, vertices_camera, K, landmarks, model, texture_c
     return rows
 
 
-def albedo_rows(quick: bool = False, texture_config=None) -> list[dict]:
-    """Albedo recovery on synthetic renders (module docstring); ``texture_config`` (size forced to 512)."""
+def albedo_rows(quick: bool = False, texture_config=None, *, mask_kwargs: dict | None = None) -> list[dict]:
+    """Albedo recovery on synthetic renders (module docstring); ``texture_config`` (size forced to 512);
+    the photo is masked as in the avatar pipeline (:func:`~digitaltwin_jax.texture.face_region.projection_mask`)."""
     from digitaltwin_jax import load_head_model
     from digitaltwin_jax.synth.albedo import procedural_bank, uv_geometry
     from digitaltwin_jax.synth.engine import RenderConfig, SceneRenderer
     from digitaltwin_jax.synth.scene import SceneConfig, sample_scene
     from digitaltwin_jax.synth.shapes import GaussianIdentitySource
-    from digitaltwin_jax.texture.face_region import face_region_mask
+    from digitaltwin_jax.texture.face_region import projection_mask
     from digitaltwin_jax.texture.metrics import albedo_scores
 
     load = os.getloadavg()[0]
@@ -250,7 +256,7 @@ def albedo_rows(quick: bool = False, texture_config=None) -> list[dict]:
         sc = sample_scene(i, 19, SceneConfig(image_size=512), src, m, len(bank))
         out = renderer.render(sc)
         vc = sc.vertices.astype(np.float64) @ sc.rotation.T.astype(np.float64) + sc.translation
-        mask = face_region_mask(out.landmarks, out.image.shape[:2])
+        mask = projection_mask(out.image, out.landmarks, **(mask_kwargs or {}))
         res = build_texture(out.image, vc, sc.K, m, config=cfg, sampling=smp, image_mask=mask)
         seen = res.confidence >= 0.5
         scores.append(albedo_scores(res.diffuse, bank.maps[sc.albedo], seen))
@@ -263,9 +269,10 @@ def albedo_rows(quick: bool = False, texture_config=None) -> list[dict]:
                        f"load {load:.1f}")]
 
 
-def fidelity(quick: bool = False, *, texture_config=None) -> list[dict]:
+def fidelity(quick: bool = False, *, texture_config=None, mask_kwargs: dict | None = None) -> list[dict]:
     """Issue 19 fidelity rows: re-render, seams, albedo recovery (module docstring)."""
-    return rerender_rows(texture_config) + albedo_rows(quick, texture_config)
+    return (rerender_rows(texture_config, mask_kwargs=mask_kwargs)
+            + albedo_rows(quick, texture_config, mask_kwargs=mask_kwargs))
 
 
 if __name__ == "__main__":
@@ -273,10 +280,12 @@ if __name__ == "__main__":
 
     if "--fidelity" in sys.argv or "--albedo" in sys.argv:
         tc = TextureConfig() if "--no-delight" not in sys.argv else TextureConfig(delight=None)
-        if "--legacy" in sys.argv:  # the texture stage before issue 19
+        legacy = "--legacy" in sys.argv  # the texture stage before issue 19
+        if legacy:
             tc = TextureConfig(blend="poisson", color_transfer=False, delight=None)
         fn = fidelity if "--fidelity" in sys.argv else albedo_rows
-        for r in fn(quick="--quick" in sys.argv, texture_config=tc):
+        mk = dict(hair=False, exclude_mouth=False) if legacy else None
+        for r in fn(quick="--quick" in sys.argv, texture_config=tc, mask_kwargs=mk):
             print(r["case"], "|", r["notes"])
     else:
         for r in run(quick=True):

@@ -131,11 +131,12 @@ def _default_fit(model, landmarks_2d, image_size, shape):
 
 
 def _default_texture(image, face, fit_result, model, embedding, size, seed):
-    from digitaltwin_jax.texture.face_region import face_region_mask
+    from digitaltwin_jax.texture.face_region import projection_mask
     from digitaltwin_jax.texture.pipeline import TextureConfig, build_texture
 
-    # only the face oval of the photo is projected; hair, collar and background are not skin
-    region = face_region_mask(face.landmarks, image.shape[:2])
+    # only the face oval of the photo is projected (hair, collar and background are not skin), without
+    # the inner mouth (teeth on the lips) and hair falling on the forehead
+    region = projection_mask(image, face.landmarks)
     res = build_texture(image, fit_result.vertices_camera, fit_result.intrinsics, model, embedding=embedding,
                         config=TextureConfig(size=size), image_mask=region)
     tex8 = (np.clip(res.diffuse, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
