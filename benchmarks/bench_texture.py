@@ -20,15 +20,16 @@ machine is shared; OpenCV may use both cores).
 
 Fidelity (issue 19, :mod:`digitaltwin_jax.texture.metrics`; :func:`fidelity` runs them alone):
 
-* re-render: ``reconstruct`` on ``examples/astronaut.png`` (default config), then the head drawn
-  with its diffuse map from the fitted camera, texture only, against the photo inside the face
+* re-render: ``reconstruct`` on ``examples/astronaut.png`` (default config), the texture rebuilt on
+  that fit (``texture_config``), then the head drawn with its diffuse map from the fitted camera,
+  texture only (a de-lit map also re-lit with its fitted shading), against the photo inside the face
   (landmark hull minus eyes and inner mouth): PSNR, SSIM, mean colour bias;
 * seams: on the same avatar, colour / gradient jump across the border of the photo region
   (``confidence >= blend_threshold``) against the same statistics inside either side (radius
   ``size / 256``);
 * albedo recovery: synthetic renders (:mod:`digitaltwin_jax.synth`, procedural albedo maps with
   known values, random lighting preset, pose and camera imperfections, 512 x 512), textured through
-  ``build_texture`` with the *true* camera and the face-oval image mask, compared in UV space with
+  ``build_texture`` with the *true* camera and the pipeline's photo mask, compared in UV space with
   the true albedo where the photo saw the head (confidence >= 0.5): PSNR and mean absolute error,
   raw and after the best per-channel gain in linear light (exposure and light colour are not
   recoverable; what remains is shading left in the map).
