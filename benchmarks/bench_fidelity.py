@@ -91,7 +91,7 @@ def _frontend(images):
     return emb, lms, sizes
 
 
-def _summary_rows(set_name, scores, fits, data, model):
+def _summary_rows(set_name, scores, fits, data):
     from digitaltwin_jax.evaluation.fidelity import mean_interval, paired_difference, rotation_angle_deg
 
     rows = []
@@ -185,7 +185,7 @@ def run_fidelity(quick: bool = False, root=None, real_dir=None, progress: bool =
     for key, data in sets.items():
         heads, fits = predict_with_fits(model, data, reg, methods, guard=guard, progress=progress)
         scores = {m: score_heads(model, data.vertices, h, radii=RADII, progress=progress) for m, h in heads.items()}
-        result["rows"] += _summary_rows(key, scores, fits, data, model)
+        result["rows"] += _summary_rows(key, scores, fits, data)
         fits_by_set[key] = fits
         result[f"face_found_{key}"] = f"{int(data.valid().sum())}/{len(data)}"
 

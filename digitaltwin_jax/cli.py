@@ -104,8 +104,15 @@ def _cmd_avatar(args) -> int:
         if code == EXIT_INTERNAL:
             traceback.print_exc()
         return code
+    for w in info.get("warnings", []):
+        print(f"warning: {w}", file=sys.stderr)
+    shape = info.get("shape_stage", {})
+    guard = (f", guard factor {shape['guard_factor']:.2f} at embedding distance {shape['mahalanobis']:.1f}"
+             f"{' (unlike the training renders: template shape)' if shape['guard_factor'] == 0 else ''}"
+             if "guard_factor" in shape else "")
     print(f"avatar of {photo} written to {outdir}/ in {time.perf_counter() - t0:.1f} s "
-          f"(landmark reprojection RMSE {info['landmark_rmse_px']:.2f} px)")
+          f"(shape source {info.get('shape_source')}{guard}; landmark reprojection RMSE "
+          f"{info['landmark_rmse_px']:.2f} px)")
     print(f"  look at {outdir / 'preview.png'}; load {outdir / 'head.glb'} in a glTF viewer "
           f"(compilation cache: {cache})")
     return EXIT_OK
@@ -158,15 +165,19 @@ def _cmd_batch(args) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    failed, skipped, done = {}, 0, 0
+    failed, skipped, done, warned = {}, 0, 0, {}
     for photo in tqdm(photos, desc="avatars", unit="photo"):
         outdir = out_root / names[photo]
         if (outdir / "report.json").exists() and not args.overwrite:
             skipped += 1  # resume: finished outputs are complete (written by rename)
             continue
         try:
-            _avatar_one(photo, outdir, args, {})
+            info = _avatar_one(photo, outdir, args, {})
             done += 1
+            if info.get("warnings"):
+                warned[photo.name] = info["warnings"]
+                for w in info["warnings"]:
+                    tqdm.write(f"warning {photo.name}: {w}")
         except Exception as exc:  # noqa: BLE001 - reported, batch goes on
             failed[photo.name] = {"exit_code": _error_code(exc), "error": f"{type(exc).__name__}: {exc}"}
             tqdm.write(f"failed {photo.name}: {exc}")
@@ -175,7 +186,7 @@ def _cmd_batch(args) -> int:
     try:
         out_root.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out_root / "batch_report.json", json.dumps(
-        {"done": done, "skipped_already_finished": skipped, "failed": failed}, indent=2))
+        {"done": done, "skipped_already_finished": skipped, "failed": failed, "warnings": warned}, indent=2))
     except OSError as exc:
         print(f"error: cannot write {out_root / 'batch_report.json'}: {exc}", file=sys.stderr)
         return EXIT_OUTPUT
@@ -201,7 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
     av.add_argument("--texture-size", type=int, default=2048)
     av.add_argument("--face-index", type=int, default=0, help="which face when several (0 = largest)")
     av.add_argument("--seed", type=int, default=0)
-    av.add_argument("--shape-source", default="auto", help="auto | fit | regressor")
+    av.add_argument("--shape-source", default="auto", choices=("auto", "template", "fit", "regressor", "guarded"),
+                    help="head shape before the non-rigid fit: auto (the fidelity benchmark's choice, README "
+                         "'Fidelity'), template (mean head), fit (identity fitted to the landmarks), regressor, "
+                         "guarded (regressor pulled toward the template for unfamiliar faces)")
     av.add_argument("--overwrite", action="store_true",
                     help="replace an existing output folder (the new one is written completely first, "
                          "then swapped in by renames)")

@@ -37,7 +37,7 @@ def test_scoring_rows_decision_and_table(bench):
                     expression=np.zeros((n, model.num_expressions), np.float32))
     heads, fits = predict_with_fits(model, data, None, ("mean", "mean+fit", "landmark_fit"), progress=False)
     scores = {m: score_heads(model, gt, h, radii=bench.RADII) for m, h in heads.items()}
-    rows = bench._summary_rows("b", scores, fits, data, model)
+    rows = bench._summary_rows("b", scores, fits, data)
     by = {r["method"]: r for r in rows}
     assert by["mean"]["diff_95"]["mean"] == 0.0 and by["mean"]["n"] == n
     # paired differences are the per-item differences of the two score arrays

@@ -77,7 +77,12 @@ def test_batch_skips_failures_and_resumes(tmp_path, monkeypatch, capsys):
     import json
     import shutil
 
+    import jax
+
     monkeypatch.setenv("DIGITALTWIN_CACHE_DIR", str(tmp_path / "cache"))
+    # earlier tests may have compiled the same solver in this process; without clearing the in-memory
+    # caches nothing new is compiled and the persistent cache is (rightly) not written
+    jax.clear_caches()
     src = tmp_path / "photos"
     src.mkdir()
     shutil.copy(EXAMPLE, src / "a.png")

@@ -60,8 +60,10 @@ def test_report_contents(outdir):
     assert np.asarray(r["landmarks_2d"]).shape == (68, 2)
     # 68-landmark reprojection RMSE on the 512 px example photo.  Threshold: dlib's own landmark noise
     # is ~2-5 % of the eye distance (here ~90 px -> 2-4 px), and the model cannot follow every
-    # detector jitter; 3 px (0.6 % of the image) is a fit that sits on the detections.
-    assert r["landmark_reprojection_rmse_px"] < 3.0
+    # detector jitter; 3.5 px (0.7 % of the image) is a fit that sits on the detections.  (The
+    # calibrated expression prior, sigma 0.05, keeps a neutral face neutral at some cost in
+    # reprojection: 3.12 px here, below 3 px with the former sigma 0.3.)
+    assert r["landmark_reprojection_rmse_px"] < 3.5
     # the head is head-sized: outer eye corners 80-110 mm apart in the fitted head frame
     assert 80.0 < np.linalg.norm(lm3d[36] - lm3d[45]) < 110.0
     assert set(r["timings_s"]) >= {"detect", "embed", "shape", "fit", "texture"}
@@ -95,3 +97,66 @@ def test_same_photo_and_seed_give_byte_identical_files(outdir, tmp_path):
     reconstruct_file(EXAMPLE, again, config=AvatarConfig(texture_size=TEX, shape_source="fit", preview_size=128))
     for name in ("head.obj", "head.mtl", "diffuse.png", "head.glb", "preview.png"):
         assert (again / name).read_bytes() == (outdir / name).read_bytes(), name
+
+
+def test_report_lists_stages_and_no_warnings(outdir):
+    r = json.loads((outdir / "report.json").read_text())
+    assert r["shape_source"] == "fit"
+    assert r["stages"]["shape"] == {"requested": "fit", "used": "fit"}
+    assert r["warnings"] == []
+
+
+def test_failed_shape_source_is_a_listed_warning(tmp_path, capsys):
+    import dataclasses
+
+    from digitaltwin_jax.pipeline import default_stages
+
+    def failing(image, face, embedding, model):  # e.g. the identity embedding could not be computed
+        return None
+
+    failing.name = "regressor"
+    stages = dataclasses.replace(default_stages(AvatarConfig(shape_source="fit")), shape=failing)
+    av = reconstruct(read_image(EXAMPLE), config=AvatarConfig(texture_size=64), stages=stages)
+    assert av.info["shape_source"] == "fit"
+    assert av.info["stages"]["shape"] == {"requested": "regressor", "used": "fit"}
+    assert len(av.info["warnings"]) == 1 and "'regressor' gave no shape" in av.info["warnings"][0]
+
+
+def test_auto_falls_back_loudly_when_its_source_cannot_load(monkeypatch):
+    from digitaltwin_jax import pipeline
+    from digitaltwin_jax.regressor import guard as guard_mod
+
+    def missing(folder=None):
+        raise FileNotFoundError("regressor guard file guard.npz is missing")
+
+    monkeypatch.setattr(pipeline, "AUTO_SHAPE_SOURCE", "guarded")
+    monkeypatch.setattr(guard_mod, "load_guard", missing)
+    warns = []
+    src = pipeline._shape_source("auto", warns)
+    assert src is pipeline._template_shape
+    assert len(warns) == 1 and "guard.npz is missing" in warns[0] and "template" in warns[0]
+
+
+def test_auto_is_what_the_fidelity_benchmark_admits():
+    """The shipped ``auto`` must be eligible under the benchmark's default rule in the recorded run."""
+    from digitaltwin_jax.pipeline import AUTO_SHAPE_SOURCE, BENCHMARK_METHOD, SHAPE_SOURCES
+
+    rec = Path(__file__).resolve().parents[1] / "experiments" / "results" / "fidelity_benchmark.json"
+    res = json.loads(rec.read_text())
+    assert AUTO_SHAPE_SOURCE in SHAPE_SOURCES
+    assert res["decision"][BENCHMARK_METHOD[AUTO_SHAPE_SOURCE]]["eligible"] is True
+
+
+def test_failed_embedding_is_a_listed_warning():
+    import dataclasses
+
+    from digitaltwin_jax.pipeline import default_stages
+
+    def broken(image, face):
+        raise RuntimeError("encoder crashed")
+
+    stages = dataclasses.replace(default_stages(AvatarConfig(shape_source="fit")), embed=broken)
+    av = reconstruct(read_image(EXAMPLE), config=AvatarConfig(texture_size=64), stages=stages)
+    assert len(av.info["warnings"]) == 1 and "encoder crashed" in av.info["warnings"][0]
+    assert av.info["texture"]["bank_rule"] != "identity"
+    assert np.all(np.isfinite(av.vertices))

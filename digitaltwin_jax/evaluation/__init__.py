@@ -3,7 +3,9 @@ metric, error heat maps and ARMSE curves.
 
 Modules: ``distance`` (exact accelerated point-to-mesh, numpy), ``distance_jax`` (differentiable
 point-triangle kernel), ``align`` (Umeyama, ICP), ``metrics`` (crop, ARMSE, protocol, NoW),
-``heatmap`` (coloured PLY, PNG renders), ``plots`` (ARMSE-versus-d curves).
+``heatmap`` (coloured PLY, PNG renders), ``plots`` (ARMSE-versus-d curves), ``fidelity`` (paired
+intervals, embedding-domain distances, same-person retrieval: the fidelity benchmark's statistics),
+``photo_sets`` (manifests of real-photo sets with per-photo licences).
 """
 from digitaltwin_jax.evaluation.align import ICPConfig, ICPResult, SimilarityTransform, icp, umeyama
 from digitaltwin_jax.evaluation.distance import (
@@ -23,6 +25,22 @@ from digitaltwin_jax.evaluation.distance_jax import (
     point_mesh_distance_given_faces,
     point_mesh_squared_distance_dense,
     point_triangle_squared_distance,
+)
+from digitaltwin_jax.evaluation.fidelity import (
+    EmbeddingStats,
+    HeadScores,
+    PairedDifference,
+    RetrievalResult,
+    fit_embedding_stats,
+    frechet_distance,
+    mahalanobis,
+    mean_interval,
+    nearest_distances,
+    paired_difference,
+    retrieval,
+    rotation_angle_deg,
+    score_heads,
+    shape_distance_matrix,
 )
 from digitaltwin_jax.evaluation.heatmap import error_colors, render_error_heatmap, write_error_ply, write_ply
 from digitaltwin_jax.evaluation.metrics import (
@@ -44,6 +62,7 @@ from digitaltwin_jax.evaluation.metrics import (
     interocular_distance,
     now_metric,
 )
+from digitaltwin_jax.evaluation.photo_sets import PhotoSet, default_photo_set, load_photo_set
 from digitaltwin_jax.evaluation.plots import mean_and_ci95, plot_armse_curves
 
 __all__ = [
@@ -87,6 +106,25 @@ __all__ = [
     "evaluate_reconstruction",
     "interocular_distance",
     "now_metric",
+    # fidelity benchmark statistics
+    "EmbeddingStats",
+    "HeadScores",
+    "PairedDifference",
+    "RetrievalResult",
+    "fit_embedding_stats",
+    "frechet_distance",
+    "mahalanobis",
+    "mean_interval",
+    "nearest_distances",
+    "paired_difference",
+    "retrieval",
+    "rotation_angle_deg",
+    "score_heads",
+    "shape_distance_matrix",
+    # photo sets
+    "PhotoSet",
+    "default_photo_set",
+    "load_photo_set",
     # outputs
     "error_colors",
     "render_error_heatmap",
