@@ -66,19 +66,25 @@ def closest_point_on_triangle(p, a, b, c):
     bcbc = bc @ bc
     longest2 = jnp.maximum(jnp.maximum(abab, acac), bcbc)
     rel = float(jnp.finfo(area2.dtype).eps) ** 0.5
+    # divisors are used only above ``tiny`` (their square is a normal number, so the gradient of the
+    # unused branch, -num / x^2, is never 0/0) and, for the edge lengths, above ``rel^2 longest^2``:
+    # every edge of a non-degenerate triangle is that long (area2 <= longest2 * edge2), so only
+    # degenerate triangles, which take the segment branch below, ever see the guard's 1
+    tiny = float(jnp.finfo(area2.dtype).tiny) ** 0.5
     degenerate = area2 <= (rel * longest2) ** 2
-    inv_area2 = 1.0 / _safe(area2, area2 > 0)
+    floor = jnp.maximum(rel * rel * longest2, tiny)
+    inv_area2 = 1.0 / _safe(area2, ~degenerate & (area2 > tiny))
     s = ap @ jnp.cross(ac, n) * inv_area2  # face region: the plane projection's coordinates
     t = ap @ jnp.cross(n, ab) * inv_area2
-    w = (d4 - d3) / _safe(bcbc, bcbc > 0)
+    w = (d4 - d3) / _safe(bcbc, bcbc > floor)
     m = (va <= 0) & (d4 - d3 >= 0) & (d5 - d6 >= 0)  # edge BC
     s, t = jnp.where(m, 1.0 - w, s), jnp.where(m, w, t)
     m = (vb <= 0) & (d2 >= 0) & (d6 <= 0)  # edge AC
-    s, t = jnp.where(m, 0.0, s), jnp.where(m, d2 / _safe(acac, acac > 0), t)
+    s, t = jnp.where(m, 0.0, s), jnp.where(m, d2 / _safe(acac, acac > floor), t)
     m = (d6 >= 0) & (d5 <= d6)  # vertex C
     s, t = jnp.where(m, 0.0, s), jnp.where(m, 1.0, t)
     m = (vc <= 0) & (d1 >= 0) & (d3 <= 0)  # edge AB
-    s, t = jnp.where(m, d1 / _safe(abab, abab > 0), s), jnp.where(m, 0.0, t)
+    s, t = jnp.where(m, d1 / _safe(abab, abab > floor), s), jnp.where(m, 0.0, t)
     m = (d3 >= 0) & (d4 <= d3)  # vertex B
     s, t = jnp.where(m, 1.0, s), jnp.where(m, 0.0, t)
     m = (d1 <= 0) & (d2 <= 0)  # vertex A
@@ -91,7 +97,7 @@ def closest_point_on_triangle(p, a, b, c):
     p0 = jnp.where(from_a, a, b)
     seg = jnp.where(use_ab, b, c) - p0
     seg2 = seg @ seg
-    tau = jnp.clip(seg @ (p - p0) / _safe(seg2, seg2 > 0), 0.0, 1.0)
+    tau = jnp.clip(seg @ (p - p0) / _safe(seg2, seg2 > tiny), 0.0, 1.0)  # below tiny: a point
     eye = jnp.eye(3, dtype=bary.dtype)
     seg_bary = (1.0 - tau) * jnp.where(from_a, eye[0], eye[1]) + tau * jnp.where(use_ab, eye[1], eye[2])
     closest = jnp.where(degenerate, p0 + tau * seg, closest)

@@ -386,3 +386,26 @@ def test_full_protocol_with_degenerate_scan_faces():
     for a, b in zip(dirty.armse, clean.armse):
         assert np.isfinite(a.armse) and a.armse > 0.1
         np.testing.assert_allclose(a.armse, b.armse, rtol=1e-3)
+
+
+def test_jax_kernel_gradients_finite_for_vanishing_edges():
+    """Regression (found by hypothesis in CI): an edge of length 1.4e-147 squares to 2e-294, whose
+    square underflows, and the unused branch's gradient -num / x^2 was 0 / 0 = NaN."""
+    from digitaltwin_jax.evaluation.distance_jax import point_triangle_squared_distance
+
+    grad = jax.grad(point_triangle_squared_distance, argnums=(0, 1, 2, 3))
+    with jax.enable_x64(True):
+        for c3 in (1.43277622e-147, 1e-160, 1e-300):
+            for p in ([0.0, 0.0, 0.0], [0.3, -0.2, 0.5]):
+                args = [jnp.asarray(x, jnp.float64) for x in (p, [0.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, c3])]
+                g = grad(*args)
+                assert all(np.all(np.isfinite(np.asarray(x))) for x in g), (c3, p, g)
+                # value: distance to the segment from the origin to (0, 0, 1)
+                q = np.asarray(p)
+                ref = q[0] ** 2 + q[1] ** 2 + (min(max(q[2], 0.0), 1.0) - q[2]) ** 2
+                assert float(point_triangle_squared_distance(*args)) == pytest.approx(ref, abs=1e-12)
+                np.testing.assert_allclose(np.asarray(g[0]), 2 * (q - np.array([0, 0, min(max(q[2], 0), 1)])), atol=1e-12)
+        # the whole triangle shrunk to 1e-160: a point; gradient finite
+        tri = [jnp.asarray(x, jnp.float64) for x in ([1e-160, 0, 0], [0, 1e-160, 0], [0, 0, 1e-160])]
+        g = grad(jnp.asarray([1.0, 2.0, 3.0], jnp.float64), *tri)
+        assert all(np.all(np.isfinite(np.asarray(x))) for x in g)
