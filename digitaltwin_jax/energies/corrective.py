@@ -344,3 +344,68 @@ def corrective_field(beta_diff, offsets, sample_idx, sample_w, handles, expressi
     r0 = rhs - ell_matvec(a_mat, x0)
     x, *_ = jax.lax.fori_loop(0, cc.num_cg, body, (x0, r0, r0, jnp.sum(r0 * r0, axis=0)))
     return x
+
+
+# ---------------------------------------------------------------- the structured corrective term
+#
+# Reads the fitting's variables ``v`` (beta (M,), offsets (68, 3), and alpha, t, q, f_s for the
+# zero gradient) and data (beta_prev (M,), sample_idx / sample_w (68, 3), corrective
+# :class:`CondensedCorrective`, gram_chol (68, 68)) by attribute, as
+# :mod:`digitaltwin_jax.energies.landmarks`' structured term does; energies never import fitting.
+
+
+@dataclasses.dataclass(frozen=True)
+class CorrectiveTerm:
+    """E_c (eq. 2) with deltaP eliminated: ``(3 * 68 + M,)``; linear in (beta, offsets).
+
+    ``normal_equations`` gives the exact blocks in closed form: with ``C = G^{-1}`` and
+    ``Z_c = S Y_c``: H_oo = C (x) I_3, H_o,beta = C Z_c, H_beta,beta = sum_c Z_c^T C Z_c + R_Q^T R_Q.
+    """
+
+    def __call__(self, v, data):
+        return condensed_residual(
+            v.beta - data.beta_prev, v.offsets, data.sample_idx, data.sample_w, data.corrective, data.gram_chol
+        )
+
+    def normal_equations(self, v, data):
+        cc = data.corrective
+        w = data.sample_w
+        z = jnp.sum(cc.y_h[:, data.sample_idx, :] * w[None, :, :, None], axis=2)  # (3, n, M)
+        b = v.beta - data.beta_prev
+        n = w.shape[0]
+        linv = jax.scipy.linalg.solve_triangular(data.gram_chol, jnp.eye(n, dtype=w.dtype), lower=True)
+        c_mat = linv.T @ linv  # G^{-1}
+        u = v.offsets.T + jnp.einsum("cnm,m->cn", z, b)  # (3, n): o_c + Z_c b
+        cu = u @ c_mat  # (3, n), C symmetric
+        rq = cc.r_q
+        e = jnp.sum(u * cu) + jnp.sum(jnp.square(rq @ b))
+        cz = jnp.einsum("ij,cjm->cim", c_mat, z)  # (3, n, M)
+        grad = dataclasses.replace(
+            v, beta=jnp.einsum("cnm,cn->m", z, cu) + rq.T @ (rq @ b),
+            alpha=jnp.zeros_like(v.alpha), t=jnp.zeros_like(v.t), q=jnp.zeros_like(v.q),
+            f_s=jnp.zeros_like(v.f_s), offsets=cu.T,
+        )
+        h_bb = jnp.einsum("cnm,cnl->ml", z, cz) + rq.T @ rq
+        h_ob = jnp.transpose(cz, (1, 0, 2)).reshape(3 * n, -1)  # rows (i, c)
+        h_oo = jnp.kron(c_mat, jnp.eye(3, dtype=c_mat.dtype))
+        return e, grad, [
+            (("beta",), ("beta",), h_bb),
+            (("offsets",), ("beta",), h_ob),
+            (("offsets",), ("offsets",), h_oo),
+        ]
+
+    @staticmethod
+    def handle_offsets(v, data):
+        """The eliminated field at the handles ``(H, 3)`` for the current (beta, offsets) (the
+        re-linearisation's first half: recover deltaP where the samples may move to)."""
+        return offsets_at_handles(
+            v.beta - data.beta_prev, v.offsets, data.sample_idx, data.sample_w, data.corrective, data.gram_chol
+        )
+
+    @staticmethod
+    def resample(delta_h, sample_idx, sample_w, cc: CondensedCorrective):
+        """The second half: ``(offsets (n, 3), gram_chol (n, n))`` at new samples ``(n, 3)`` of the
+        handle field ``delta_h (H, 3)``."""
+        w = jnp.asarray(sample_w)
+        offsets = jnp.sum(jnp.asarray(delta_h)[jnp.asarray(sample_idx)] * jnp.asarray(w, delta_h.dtype)[..., None], axis=-2)
+        return offsets, gram_cholesky(sample_idx, sample_w, cc)

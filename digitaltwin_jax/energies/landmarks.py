@@ -275,3 +275,119 @@ def landmark_residual(points, landmarks_2d, mask, scale, q, t, focal_scale, foca
         d = jnp.einsum("nij,nj->ni", jnp.asarray(frames, d.dtype), d)
     r = d * (scale * jnp.sqrt(mask))[:, None]
     return jnp.where(mask[:, None] > 0, r, 0.0).reshape(-1)
+
+
+# ------------------------------------------------------------------ the structured landmark term
+#
+# The fitting's unknowns and data are pytrees defined in :mod:`digitaltwin_jax.fitting.variables`;
+# this layer does not import them (fitting sits above energies).  The term reads them by attribute:
+#   variables ``v``: beta (M,), alpha (K,), t (3,), q (4,), f_s (), offsets (68, 3);
+#   data: landmarks (68, 2), mask (68,), frames (68, 2, 2), scale (), focal (), principal (2,),
+#     sample_idx / sample_w (68, 3) handle-local samples, base_h (H, 3), identity_h (K, H, 3),
+#     expression_h (M, H, 3), lines_idx / lines_w (17, C, 3), contour (17,) int32
+# (meanings as :class:`digitaltwin_jax.fitting.FitData`).  Gradients are returned as ``v``'s own type.
+
+GLOBAL_LEAVES = ("beta", "alpha", "t", "q", "f_s")
+
+
+def landmark_points(v, data):
+    """``(68, 3)`` head-frame positions of the current landmark samples on the deformed mesh."""
+    idx, w = data.sample_idx, data.sample_w
+    p = sample_points(data.base_h, idx, w) + v.offsets
+    if data.identity_h.shape[0]:  # sample the bases first: (K, 68, 3), cheap under jacfwd
+        p = p + jnp.tensordot(v.alpha, jnp.sum(data.identity_h[:, idx] * w[..., None], axis=2), axes=1)
+    if data.expression_h.shape[0]:
+        p = p + jnp.tensordot(v.beta, jnp.sum(data.expression_h[:, idx] * w[..., None], axis=2), axes=1)
+    return p
+
+
+def landmark_pixels(v, data):
+    """``(68, 2)`` projected pixels of the current landmark samples."""
+    return project_points(landmark_points(v, data), v.q, v.t, v.f_s, data.focal, data.principal)
+
+
+def _sampled_basis(basis_h, data):
+    # (B, H, 3) -> (B, 68, 3): the basis at the current landmark samples
+    return jnp.sum(basis_h[:, data.sample_idx] * data.sample_w[..., None], axis=2)
+
+
+@dataclasses.dataclass(frozen=True)
+class LandmarkTerm:
+    """E_l (eq. 1): ``(136,)`` residual in percent of the eye distance.
+
+    Also supplies its Gauss-Newton block in closed structure (``normal_equations``): each landmark
+    residual depends on its own 3 offsets only, so ``J^T J`` is dense in the ~160 global unknowns
+    and block-diagonal in the 204 offsets (checked against ``jax.jacfwd`` in the tests).
+    """
+
+    def __call__(self, v, data):
+        return landmark_residual(
+            landmark_points(v, data), data.landmarks, data.mask, data.scale, v.q, v.t, v.f_s, data.focal, data.principal,
+            data.frames,
+        )
+
+    def normal_equations(self, v, data):
+        pts = landmark_points(v, data)
+        # closed-form projection Jacobians: u = s f_s f x / z + c with (x, y, z) = R(q) p + t
+        R = quaternion_to_matrix(v.q)
+        dR = jax.jacfwd(quaternion_to_matrix)(v.q)  # (3, 3, 4), once (not per landmark)
+        pc = pts @ R.T + v.t
+        iz = 1.0 / pc[:, 2]
+        fs_f = v.f_s * data.focal
+        px = fs_f * pc[:, :2] * iz[:, None] + data.principal
+        valid = data.mask > 0
+        obs = jnp.where(valid[:, None], data.landmarks, 0.0)
+        wgt = jnp.where(valid, data.scale * jnp.sqrt(data.mask), 0.0)
+        fw = data.frames * wgt[:, None, None]  # (n, 2, 2): residual metric times weight
+        r = jnp.einsum("nij,nj->ni", fw, px - obs)  # (n, 2)
+        zero = jnp.zeros_like(iz)
+        dpx_dpc = fs_f * jnp.stack(
+            [jnp.stack([iz, zero, -pc[:, 0] * iz * iz], -1), jnp.stack([zero, iz, -pc[:, 1] * iz * iz], -1)], 1
+        )  # (n, 2, 3)
+        jt = jnp.einsum("nij,njk->nik", fw, dpx_dpc)  # d r / d t = d r / d p_cam
+        jp = jt @ R  # d r / d p (head frame)
+        jq = jnp.einsum("nik,kjq,nj->niq", jt, dR, pts)  # d r / d q
+        jf = jnp.einsum("nij,nj->ni", fw, data.focal * pc[:, :2] * iz[:, None])[..., None]  # d r / d f_s
+        jc = jnp.concatenate([jt, jq, jf], axis=-1)  # (n, 2, 8): t, q, f_s
+        blocks = [jnp.einsum("nrd,mnd->nrm", jp, _sampled_basis(data.expression_h, data))]
+        blocks.append(jnp.einsum("nrd,knd->nrk", jp, _sampled_basis(data.identity_h, data)))
+        blocks.append(jc)
+        jg = jnp.concatenate(blocks, axis=-1)  # (68, 2, G): beta, alpha, t, q, f_s
+        n_g = jg.shape[-1]
+        jg2 = jg.reshape(-1, n_g)
+        rr = r.reshape(-1)
+        gg = jg2.T @ rr
+        m, k = data.expression_h.shape[0], data.identity_h.shape[0]
+        grad = dataclasses.replace(
+            v, beta=gg[:m], alpha=gg[m : m + k], t=gg[m + k : m + k + 3], q=gg[m + k + 3 : m + k + 7],
+            f_s=gg[m + k + 7], offsets=jnp.einsum("nrd,nr->nd", jp, r),
+        )
+        n = pts.shape[0]
+        h_go = jnp.einsum("nrg,nrd->gnd", jg, jp).reshape(n_g, 3 * n)
+        h_oo = jnp.einsum("nrd,nre,nm->ndme", jp, jp, jnp.eye(n, dtype=jp.dtype)).reshape(3 * n, 3 * n)
+        return jnp.sum(rr * rr), grad, [
+            (GLOBAL_LEAVES, GLOBAL_LEAVES, jg2.T @ jg2),
+            (GLOBAL_LEAVES, ("offsets",), h_go),
+            (("offsets",), ("offsets",), h_oo),
+        ]
+
+
+def slide_contour(v, data, delta_h, it, hysteresis: float = 0.0):
+    """The sliding contour's re-linearisation: re-choose the 17 jaw samples on the silhouette.
+
+    Args:
+      v, data: as :class:`LandmarkTerm`; delta_h: ``(H, 3)`` the corrective field at the handles.
+      it: the iteration (the first one chooses freely); hysteresis: in percent of the eye distance
+        (``FitConfig.contour_hysteresis``).
+
+    Returns:
+      ``(sample_idx (68, 3), sample_w (68, 3), contour (17,) int32)`` the new samples and choices.
+    """
+    shape_h = data.base_h + jnp.tensordot(v.alpha, data.identity_h, axes=1) + jnp.tensordot(v.beta, data.expression_h, axes=1) + delta_h
+    pts = sample_points(shape_h, data.lines_idx, data.lines_w)
+    hyst = jnp.where(it == 0, -jnp.inf, hysteresis / data.scale)  # free choice in the first iteration
+    sel = select_contour(pts, v.q, v.t, v.f_s, data.focal, data.principal, data.contour, hyst)
+    jaw = jnp.arange(17)
+    idx = data.sample_idx.at[:17].set(data.lines_idx[jaw, sel])
+    w = data.sample_w.at[:17].set(data.lines_w[jaw, sel])
+    return idx, w, sel

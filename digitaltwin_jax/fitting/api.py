@@ -1,0 +1,126 @@
+"""The public entry points: :func:`fit` (one face) and :func:`fit_batch` (B faces in one vmapped solve).
+
+:func:`fit` is :func:`fit_batch` with a batch of one (the batch axis removed from the result).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from digitaltwin_jax.fitting.config import FitConfig
+from digitaltwin_jax.fitting.inputs import _check_image_size, _check_landmarks
+from digitaltwin_jax.fitting.problem import FitProblem, _face_inputs, _shared_data, prepare
+from digitaltwin_jax.fitting.solve import _full_arrays, _result, _run, _statics, _terms_static, _to_f64
+from digitaltwin_jax.fitting.variables import FitData, FitResult
+from digitaltwin_jax.model.head_model import HeadModel
+
+__all__ = ["fit", "fit_batch"]
+
+
+def fit(
+    model: HeadModel,
+    landmarks_2d,
+    image_size,
+    shape=None,
+    config: FitConfig = FitConfig(),
+    *,
+    terms=None,
+    landmark_weights=None,
+    problem: FitProblem | None = None,
+) -> FitResult:
+    """Fit pose, focal, expression, corrective field (and optionally identity) to 68 landmarks.
+
+    Args:
+      model: the head model (any resolution; the topology's constants are cached, see :func:`prepare`).
+      landmarks_2d: ``(68, 2)`` iBUG-68 pixels (x = column, y = row); NaN rows are missing landmarks.
+      image_size: ``(h, w)`` pixels.
+      shape: optional ``(V, 3)`` regressed neutral shape P (mm, head frame); default the mean head.
+      config: :class:`FitConfig` (the paper's weights by default).
+      terms: optional tuple of :class:`Term` replacing :func:`default_terms` ``(config)``.
+      landmark_weights: optional ``(68,)`` non-negative per-landmark weights (times ``jaw_weight``).
+      problem: optional :func:`prepare` output for this model and config.
+
+    Returns:
+      :class:`FitResult`.
+
+    Raises:
+      ValueError: wrong shapes, fewer than 6 finite landmarks, collinear landmarks, bad config.
+    """
+    lm, _ = _check_landmarks(landmarks_2d)  # the single-face messages before the batch's
+    lw = None
+    if landmark_weights is not None:
+        lw = np.asarray(landmark_weights, np.float64)
+        if lw.shape != (68,):
+            raise ValueError("landmark_weights must be (68,) finite and >= 0")
+        lw = lw[None]
+    shapes = None if shape is None else np.asarray(shape)[None]
+    res = fit_batch(
+        model, lm[None], image_size, shapes, config, terms=terms, landmark_weights=lw, problem=problem
+    )
+    return _first(res)
+
+
+def _first(res: FitResult) -> FitResult:
+    """The result of the first (only) face: the leading batch axis removed from every array."""
+    fields = {f.name: getattr(res, f.name) for f in dataclasses.fields(res)}
+    fields["params"] = jax.tree_util.tree_map(lambda a: a[0, ...], res.params)
+    fields["energy_terms"] = {k: v[0, ...] for k, v in res.energy_terms.items()}
+    for k in fields:
+        if k not in ("params", "energy_terms"):
+            fields[k] = fields[k][0, ...]
+    return FitResult(**fields)
+
+
+def fit_batch(
+    model: HeadModel,
+    landmarks_2d,
+    image_size,
+    shapes=None,
+    config: FitConfig = FitConfig(),
+    *,
+    terms=None,
+    landmark_weights=None,
+    problem: FitProblem | None = None,
+) -> FitResult:
+    """:func:`fit` for ``B`` faces of one topology in one vmapped solve.
+
+    Args:
+      landmarks_2d: ``(B, 68, 2)``; image_size: ``(h, w)`` shared by all faces;
+      shapes: optional ``(B, V, 3)`` regressed shapes; landmark_weights: optional ``(68,)`` or ``(B, 68)``.
+      Others as :func:`fit`.
+
+    Returns:
+      :class:`FitResult` whose arrays have a leading batch axis ``B``.
+    """
+    terms = _terms_static(terms, config)
+    problem = prepare(model, config) if problem is None else problem
+    hw = _check_image_size(image_size)
+    lm = np.asarray(landmarks_2d, np.float64)
+    if lm.ndim != 3 or lm.shape[1:] != (68, 2) or lm.shape[0] < 1:
+        raise ValueError(f"landmarks_2d must have shape (B, 68, 2), got {lm.shape}")
+    b = lm.shape[0]
+    if shapes is not None and np.shape(shapes)[0] != b:
+        raise ValueError(f"shapes must have shape ({b}, V, 3), got {np.shape(shapes)}")
+    lw = None if landmark_weights is None else np.broadcast_to(np.asarray(landmark_weights, np.float64), (b, 68))
+    with jax.enable_x64(True):
+        faces = [
+            _face_inputs(model, problem, config, lm[i], hw, None if shapes is None else shapes[i], None if lw is None else lw[i])
+            for i in range(b)
+        ]
+        if b == 1:  # one face: the single-face kernel (no vmapped axis of size one), same results
+            per_face, v0, base = faces[0]
+        else:
+            per_face = {k: np.stack([f[0][k] for f in faces]) for k in faces[0][0]}
+            v0 = jax.tree_util.tree_map(lambda *a: np.stack(a), *[f[1] for f in faces])
+            base = np.stack([f[2] for f in faces]) if shapes is not None else faces[0][2]
+        m = problem.expression_h.shape[0]
+        data = _to_f64(FitData(**per_face, **_shared_data(problem, config, m)))
+        weights = jnp.asarray([t.weight for t in terms], jnp.float64)
+        out = _run(data, _to_f64(v0), weights, _full_arrays(problem, base), _statics(config, terms), batched=b > 1)
+        out = jax.device_get(out)
+    if b == 1:
+        out = {k: np.asarray(v)[None] for k, v in out.items()}
+    return _result(out, terms, hw, lm, np.all(np.isfinite(lm), axis=2))

@@ -1,0 +1,176 @@
+"""The solve: re-linearisation between iterations, the jitted (and vmapped) Gauss-Newton run, the
+full-mesh outputs and their conversion to a :class:`~digitaltwin_jax.fitting.variables.FitResult`."""
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from digitaltwin_jax.energies import corrective as corr
+from digitaltwin_jax.energies import landmarks as lmk
+from digitaltwin_jax.fitting.config import FitConfig
+from digitaltwin_jax.fitting.problem import FitProblem
+from digitaltwin_jax.fitting.terms import Term, default_terms
+from digitaltwin_jax.fitting.variables import _PER_FACE, FitData, FitParams, FitResult, FitVariables
+from digitaltwin_jax.geometry.rotations import quaternion_to_matrix
+from digitaltwin_jax.solvers.gauss_newton import GaussNewtonConfig, gauss_newton
+
+
+def _update(v: FitVariables, data: FitData, it, *, sliding: bool, corrective: bool, hysteresis: float = 0.0):
+    """Re-linearise between iterations: recover the eliminated field at the handles, slide the jaw
+    samples onto the silhouette, re-sample the offsets and the corrective Gram factor there."""
+    delta_h = corr.CorrectiveTerm.handle_offsets(v, data) if corrective else data.delta_h
+    idx, w = data.sample_idx, data.sample_w
+    if sliding:
+        idx, w, sel = lmk.slide_contour(v, data, delta_h, it, hysteresis)
+    if corrective:
+        offsets, chol = corr.CorrectiveTerm.resample(delta_h, idx, w, data.corrective)
+    else:
+        offsets, chol = v.offsets, data.gram_chol
+    v = dataclasses.replace(v, offsets=offsets)
+    contour = sel if sliding else data.contour
+    data = dataclasses.replace(
+        data, sample_idx=idx, sample_w=w, gram_chol=chol, contour=contour, delta_h=delta_h, beta_prev=v.beta
+    )
+    return v, data
+
+
+def _solve(data: FitData, v0: FitVariables, weights, *, fns, gn: GaussNewtonConfig, flags):
+    """The Gauss-Newton solve for one face (jitted; vmapped by fit_batch)."""
+    fit_expression, fit_corrective, fit_focal, sliding, beta_lo, beta_hi, hysteresis = flags
+    inf = jnp.inf
+    free = FitVariables(beta=fit_expression, alpha=True, t=True, q=True, f_s=fit_focal, offsets=fit_corrective)
+    lower = FitVariables(beta=beta_lo, alpha=-inf, t=-inf, q=-inf, f_s=0.05, offsets=-inf)
+    upper = FitVariables(beta=beta_hi, alpha=inf, t=inf, q=inf, f_s=20.0, offsets=inf)
+    upd = functools.partial(_update, sliding=sliding, corrective=fit_corrective, hysteresis=hysteresis)
+    res = gauss_newton(fns, v0, data, weights, gn, update=upd, free=free, lower=lower, upper=upper)
+    d = res.args
+    last = dict(
+        beta_prev=d.beta_prev, sample_idx=d.sample_idx, sample_w=d.sample_w, gram_chol=d.gram_chol,
+        focal=d.focal, principal=d.principal,
+    )
+    return res.x, last, dict(energy=res.energies, step_sizes=res.step_sizes, energy_terms=res.term_energies, success=res.success)
+
+
+def _outputs(v: FitVariables, last: dict, corrective, full, *, fit_corrective: bool):
+    """Full-mesh outputs for one face (jitted separately: shared by every term set and config)."""
+    base, identity, expression, handles = full
+    if fit_corrective:
+        delta = corr.corrective_field(
+            v.beta - last["beta_prev"], v.offsets, last["sample_idx"], last["sample_w"], handles, expression, corrective,
+            last["gram_chol"],
+        )
+    else:
+        delta = jnp.zeros_like(base)
+    verts = base + jnp.tensordot(v.alpha, identity, axes=1) + jnp.tensordot(v.beta, expression, axes=1) + delta
+    qn = v.q / jnp.linalg.norm(v.q)
+    qn = qn * jnp.where(qn[0] < 0, -1.0, 1.0)
+    cam = verts @ quaternion_to_matrix(qn).T + v.t
+    lm3 = lmk.sample_points(verts, handles[last["sample_idx"]], last["sample_w"])
+    px = lmk.project_points(lm3, qn, v.t, v.f_s, last["focal"], last["principal"])
+    return dict(
+        beta=v.beta, alpha=v.alpha, t=v.t, q=qn, f_s=v.f_s, delta_p=delta, vertices=verts, vertices_camera=cam,
+        landmarks_2d=px, sample_idx=handles[last["sample_idx"]], sample_w=last["sample_w"],
+    )
+
+
+_STATIC = ("fns", "gn", "flags")
+_solve_jit = jax.jit(_solve, static_argnames=_STATIC)
+_outputs_jit = jax.jit(_outputs, static_argnames=("fit_corrective",))
+
+
+@functools.partial(jax.jit, static_argnames=_STATIC)
+def _solve_batch(data, v0, weights, *, fns, gn, flags):
+    axes = FitData(**{f.name: (0 if f.name in _PER_FACE else None) for f in dataclasses.fields(FitData)})
+    return jax.vmap(functools.partial(_solve, fns=fns, gn=gn, flags=flags), in_axes=(axes, 0, None))(data, v0, weights)
+
+
+@functools.partial(jax.jit, static_argnames=("fit_corrective",))
+def _outputs_batch(v, last, corrective, full, *, fit_corrective):
+    base_axis = 0 if full[0].ndim == 3 else None
+    fn = functools.partial(_outputs, fit_corrective=fit_corrective)
+    return jax.vmap(fn, in_axes=(0, 0, None, (base_axis, None, None, None)))(v, last, corrective, full)
+
+
+def _run(data, v0, weights, full, statics, batched: bool):
+    """The jitted solve and full-mesh outputs: one face, or (``batched``) B faces whose per-face
+    fields of ``data``, ``v0`` and (when ``(B, V, 3)``) base shape ``full[0]`` carry a leading axis."""
+    fit_corrective = statics["flags"][1]
+    if batched:
+        v, last, info = _solve_batch(data, v0, weights, **statics)
+        out = _outputs_batch(v, last, data.corrective, full, fit_corrective=fit_corrective)
+    else:
+        v, last, info = _solve_jit(data, v0, weights, **statics)
+        out = _outputs_jit(v, last, data.corrective, full, fit_corrective=fit_corrective)
+    return {**out, **info}
+
+
+def _terms_static(terms, config):
+    terms = default_terms(config) if terms is None else tuple(terms)
+    if not terms:
+        raise ValueError("terms must not be empty")
+    names = [t.name for t in terms]
+    if len(set(names)) != len(names):
+        raise ValueError(f"term names must be unique, got {names}")
+    for t in terms:
+        if not isinstance(t, Term) or not callable(t.fn) or not np.isfinite(t.weight) or t.weight < 0:
+            raise TypeError(f"every term must be a Term with a callable fn and a weight >= 0, got {t!r}")
+    return terms
+
+
+def _statics(config: FitConfig, terms):
+    gn = GaussNewtonConfig(num_iterations=config.num_iterations, damping=config.damping)
+    flags = (
+        config.fit_expression, config.fit_corrective, config.fit_focal, config.sliding_contour,
+        float(config.beta_bounds[0]), float(config.beta_bounds[1]), float(config.contour_hysteresis),
+    )
+    return dict(fns=tuple(t.fn for t in terms), gn=gn, flags=flags)
+
+
+def _full_arrays(problem: FitProblem, base):
+    base = problem.mean if base is None else jnp.asarray(base, jnp.float64)
+    return (base, problem.identity_full, problem.expression_full, jnp.asarray(problem.handles))
+
+
+def _to_f64(tree):
+    """Device arrays for a pytree: numpy floats become float64 (call inside ``enable_x64``)."""
+
+    def conv(a):
+        if isinstance(a, jax.Array):
+            return a
+        a = np.asarray(a)
+        return a.astype(np.float64) if np.issubdtype(a.dtype, np.floating) else a
+
+    return jax.device_put(jax.tree_util.tree_map(conv, tree))
+
+
+def _result(out, terms, image_size, landmarks, valid) -> FitResult:
+    o = {k: np.asarray(v) for k, v in out.items()}
+    f32 = lambda a: a.astype(np.float32)  # noqa: E731
+    h, w = image_size
+    err = np.linalg.norm(o["landmarks_2d"] - landmarks, axis=-1)
+    err = np.where(valid, err, np.nan)
+    f = o["f_s"] * float(max(h, w))
+    K = np.zeros(f.shape + (3, 3))
+    K[..., 0, 0] = K[..., 1, 1] = f
+    K[..., 0, 2], K[..., 1, 2], K[..., 2, 2] = w / 2.0, h / 2.0, 1.0
+    return FitResult(
+        params=FitParams(
+            beta=f32(o["beta"]), delta_p=f32(o["delta_p"]), t=f32(o["t"]), q=f32(o["q"]), f_s=f32(o["f_s"]),
+            alpha=f32(o["alpha"]),
+        ),
+        vertices=f32(o["vertices"]),
+        vertices_camera=f32(o["vertices_camera"]),
+        landmarks_2d=f32(o["landmarks_2d"]),
+        reprojection_errors=f32(err),
+        landmark_indices=o["sample_idx"].astype(np.int32),
+        landmark_weights=f32(o["sample_w"]),
+        energy=f32(o["energy"]),
+        step_sizes=f32(o["step_sizes"]),
+        energy_terms={t.name: f32(o["energy_terms"][..., i]) for i, t in enumerate(terms)},
+        intrinsics=f32(K),
+        success=o["success"].astype(bool),
+    )
