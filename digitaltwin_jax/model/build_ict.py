@@ -34,6 +34,7 @@ import numpy as np
 from digitaltwin_jax.io.atomic import atomic_write_bytes
 from digitaltwin_jax.io.obj import read_obj, triangulate_polygons
 from digitaltwin_jax.model.atlas import pack_udim_atlas
+from digitaltwin_jax.model.head_model import FACE_RADIUS_MM, FACE_WEIGHT
 from digitaltwin_jax.model.visibility import visibility_fraction
 
 __all__ = ["IctLayout", "ICT_LAYOUT", "read_ict_head", "head_masks", "build_full_asset", "write_npz", "main"]
@@ -68,8 +69,6 @@ ICT_CONTOUR_LEFT = (3041, 3661, 3042, 4390, 3880, 3022, 3085, 2484, 4102, 4036, 
 # 3DFAW / paper section 4.3 alignment landmarks as iBUG indices: right eye outer/inner corners,
 # left eye inner/outer corners, nose bottom (subnasale), right and left mouth corners.
 EVAL_LANDMARKS_IBUG = (36, 39, 42, 45, 33, 48, 54)
-FACE_RADIUS_MM = 95.0  # paper section 3.3: L1 weight 5 within 95 mm of the nose tip
-FACE_WEIGHT = 5.0
 
 
 def _expression_files(source: Path) -> list[Path]:

@@ -27,6 +27,9 @@ import numpy as np
 __all__ = ["HeadModel", "load_head_model", "head_shape", "RESOLUTIONS"]
 
 RESOLUTIONS = ("low", "full")
+# ``face_weights`` of the assets (built by model/build_ict.py and model/resample.py):
+FACE_RADIUS_MM = 95.0  # paper section 3.3: L1 weight 5 within 95 mm of the nose tip
+FACE_WEIGHT = 5.0
 
 _ARRAY_FIELDS = (
     "vertices",

@@ -813,7 +813,7 @@ def build_low_asset(full: dict, *, target_vertices: int = 2900, face_importance:
       :func:`~digitaltwin_jax.model.head_model.load_head_model` computes them as ``W @ full``);
       ``stats`` is a JSON-friendly dict (counts, quality, deviation from the full surface, timing).
     """
-    from digitaltwin_jax.model.build_ict import FACE_RADIUS_MM, FACE_WEIGHT
+    from digitaltwin_jax.model.head_model import FACE_RADIUS_MM, FACE_WEIGHT
 
     t0 = time.perf_counter()
     v = np.asarray(full["vertices"], dtype=np.float64)

@@ -3,7 +3,6 @@ confidence, a texture bank for unseen areas, Poisson blending (Perez 2003) and s
 from digitaltwin_jax.texture.bank import (
     BankEntry,
     TextureBank,
-    add_photo_entry,
     default_texture_bank,
     embed_entries,
     load_bank,
@@ -12,6 +11,7 @@ from digitaltwin_jax.texture.bank import (
 from digitaltwin_jax.texture.pipeline import (
     TextureConfig,
     TextureResult,
+    add_photo_entry,
     build_texture,
     relight_texture,
     write_confidence,

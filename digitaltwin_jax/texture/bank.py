@@ -5,7 +5,7 @@ embeddings").
 
 An entry is either *procedural* (:class:`~.procedural.SkinParams`, baked on demand in the model's
 layout; we ship no scans) or *photo-derived* (a uint8 diffuse map in the model's UV layout, made by
-:func:`add_photo_entry` from a redistributable photo through this very pipeline).
+:func:`~.pipeline.add_photo_entry` from a redistributable photo through the texture pipeline).
 
 Selection rule (:meth:`TextureBank.select`), documented once:
   1. identity rule (the paper's): when a query embedding is given and some entries have an
@@ -27,7 +27,7 @@ import numpy as np
 
 from digitaltwin_jax.texture.procedural import SkinParams, bake_procedural, skin_base_color, skin_layout
 
-__all__ = ["BankEntry", "TextureBank", "default_texture_bank", "embed_entries", "add_photo_entry",
+__all__ = ["BankEntry", "TextureBank", "default_texture_bank", "embed_entries",
            "save_bank", "load_bank", "EMBEDDING_DIM"]
 
 EMBEDDING_DIM = 128
@@ -186,34 +186,6 @@ def embed_entries(bank: TextureBank, model, embed_fn: Callable, *, image_size: i
                 e = dataclasses.replace(e, embedding=emb)
         out.append(e)
     return TextureBank(tuple(out))
-
-
-def add_photo_entry(bank: TextureBank, name: str, image, vertices_cam, K, model, embedding=None, *,
-                    size: int = 1024, config=None) -> TextureBank:
-    """Bake a photo into a new bank entry through the texture pipeline (projection, fill of the
-    unseen areas from the current bank, Poisson blending) and append it.
-
-    Args:
-      bank: current bank (fills what the photo does not show).
-      name: entry name.
-      image, vertices_cam, K: the photo and the fitted mesh / camera (see :func:`.build_texture`).
-      model: head model.
-      embedding: ``(128,)`` identity embedding of the photo (from the face front end), or None.
-      size: resolution of the stored map (uint8).
-      config: :class:`~.pipeline.TextureConfig` (its ``size`` is replaced by ``size``).
-
-    Returns:
-      a new :class:`TextureBank` with the entry appended.
-    """
-    from digitaltwin_jax.texture.pipeline import TextureConfig, build_texture
-
-    cfg = dataclasses.replace(config or TextureConfig(), size=size)
-    res = build_texture(image, vertices_cam, K, model, bank=bank, embedding=embedding, config=cfg)
-    tex8 = (np.clip(res.diffuse, 0, 1) * 255 + 0.5).astype(np.uint8)
-    emb = None if embedding is None else np.asarray(embedding, np.float32).ravel()
-    skin = res.projected.texture[res.projected.confidence > 0.5]
-    base = np.median(skin, axis=0).astype(np.float32) if len(skin) else None
-    return bank.with_entry(BankEntry(name=name, embedding=emb, texture=tex8, base_color=base))
 
 
 def save_bank(path, bank: TextureBank) -> None:

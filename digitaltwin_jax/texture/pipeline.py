@@ -33,7 +33,7 @@ import dataclasses
 import cv2
 import numpy as np
 
-from digitaltwin_jax.texture.bank import TextureBank, default_texture_bank
+from digitaltwin_jax.texture.bank import BankEntry, TextureBank, default_texture_bank
 from digitaltwin_jax.texture.blend import band_blend
 from digitaltwin_jax.texture.color import transfer_color
 from digitaltwin_jax.render.colorspace import linear_to_srgb, srgb_to_linear
@@ -43,7 +43,10 @@ from digitaltwin_jax.texture.projection import ProjectedTexture, ProjectionConfi
 from digitaltwin_jax.texture.seams import dilate_texture, seam_pairs
 from digitaltwin_jax.texture.uv import UVSampling, uv_sampling
 
-__all__ = ["TextureConfig", "TextureResult", "build_texture", "relight_texture", "write_texture", "write_confidence"]
+__all__ = [
+    "TextureConfig", "TextureResult", "build_texture", "relight_texture", "write_texture", "write_confidence",
+    "add_photo_entry",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -286,3 +289,29 @@ def write_confidence(path, confidence) -> None:
     if c.ndim != 2:
         raise ValueError(f"confidence must be (S, S), got {c.shape}")
     _write_png(path, _to_uint8(c))
+
+
+def add_photo_entry(bank: TextureBank, name: str, image, vertices_cam, K, model, embedding=None, *,
+                    size: int = 1024, config=None) -> TextureBank:
+    """Bake a photo into a new bank entry through the texture pipeline (projection, fill of the
+    unseen areas from the current bank, Poisson blending) and append it.
+
+    Args:
+      bank: current bank (fills what the photo does not show).
+      name: entry name.
+      image, vertices_cam, K: the photo and the fitted mesh / camera (see :func:`.build_texture`).
+      model: head model.
+      embedding: ``(128,)`` identity embedding of the photo (from the face front end), or None.
+      size: resolution of the stored map (uint8).
+      config: :class:`TextureConfig` (its ``size`` is replaced by ``size``).
+
+    Returns:
+      a new :class:`~.bank.TextureBank` with the entry appended.
+    """
+    cfg = dataclasses.replace(config or TextureConfig(), size=size)
+    res = build_texture(image, vertices_cam, K, model, bank=bank, embedding=embedding, config=cfg)
+    tex8 = (np.clip(res.diffuse, 0, 1) * 255 + 0.5).astype(np.uint8)
+    emb = None if embedding is None else np.asarray(embedding, np.float32).ravel()
+    skin = res.projected.texture[res.projected.confidence > 0.5]
+    base = np.median(skin, axis=0).astype(np.float32) if len(skin) else None
+    return bank.with_entry(BankEntry(name=name, embedding=emb, texture=tex8, base_color=base))
