@@ -35,6 +35,8 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
 
+from digitaltwin_jax.geometry.mesh import unique_edges
+
 __all__ = [
     "LAPLACIAN_KINDS",
     "laplacian_matrix",
@@ -48,14 +50,10 @@ __all__ = [
     "condensed_residual",
     "offsets_at_handles",
     "corrective_field",
+    "CorrectiveTerm",
 ]
 
 LAPLACIAN_KINDS = ("uniform", "cotangent")
-
-
-def _edges(faces: np.ndarray) -> np.ndarray:
-    e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]], axis=0)
-    return np.unique(np.sort(e, axis=1), axis=0)
 
 
 def laplacian_matrix(vertices, faces, kind: str = "uniform") -> sp.csr_matrix:
@@ -77,7 +75,7 @@ def laplacian_matrix(vertices, faces, kind: str = "uniform") -> sp.csr_matrix:
         raise ValueError(f"faces must have shape (F, 3), got {f.shape}")
     n = v.shape[0]
     if kind == "uniform":
-        e = _edges(f)
+        e = unique_edges(f)
         rows, cols, w = np.r_[e[:, 0], e[:, 1]], np.r_[e[:, 1], e[:, 0]], np.ones(2 * len(e))
     else:
         rows, cols, w = [], [], []

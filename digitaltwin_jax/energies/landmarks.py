@@ -36,6 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from digitaltwin_jax.geometry.mesh import unique_edges
 from digitaltwin_jax.geometry.rotations import quaternion_to_matrix
 
 __all__ = [
@@ -53,6 +54,10 @@ __all__ = [
     "eye_distance",
     "contour_frames",
     "landmark_residual",
+    "landmark_points",
+    "landmark_pixels",
+    "LandmarkTerm",
+    "slide_contour",
 ]
 
 NUM_LANDMARKS = 68
@@ -86,11 +91,6 @@ def fixed_samples(landmark_indices) -> tuple[np.ndarray, np.ndarray]:
     w = np.zeros((NUM_LANDMARKS, 3), np.float32)
     w[:, 0] = 1.0
     return np.repeat(li[:, None], 3, axis=1), w
-
-
-def _unique_edges(faces: np.ndarray) -> np.ndarray:
-    e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]], axis=0)
-    return np.unique(np.sort(e, axis=1), axis=0)
 
 
 def contour_lines(
@@ -130,7 +130,7 @@ def contour_lines(
         raise ValueError("contour_candidates must be (right, left) sequences of >= 2 vertex indices")
     if max_points < 1:
         raise ValueError(f"max_points must be >= 1, got {max_points}")
-    edges = _unique_edges(f)
+    edges = unique_edges(f)
     if surface_mask is not None:
         m = np.asarray(surface_mask, dtype=bool)
         edges = edges[m[edges[:, 0]] & m[edges[:, 1]]]
