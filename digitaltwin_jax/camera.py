@@ -15,7 +15,7 @@ import numpy as np
 
 from digitaltwin_jax.geometry.rotations import quaternion_to_matrix
 
-__all__ = ["intrinsics", "project", "transform", "frontal_rotation", "FRONTAL_QUATERNION", "epnp_pose"]
+__all__ = ["intrinsics", "project", "project_pinhole", "transform", "frontal_rotation", "FRONTAL_QUATERNION", "epnp_pose"]
 
 # Rotation by pi about the x axis, (w, x, y, z): maps head frame (y up, z toward viewer) to the
 # OpenCV camera frame (y down, z away from the viewer).
@@ -59,6 +59,20 @@ def project(points_cam, K):
     p = jnp.asarray(points_cam)
     uvw = p @ jnp.asarray(K).T
     return uvw[..., :2] / uvw[..., 2:3]
+
+
+def project_pinhole(points_cam, focal, principal_point):
+    """:func:`project` with K given by its entries: pixels ``(..., 2)`` = ``f (x, y) / z + c``.
+
+    Args:
+      points_cam: ``(..., 3)`` camera-frame points (z > 0, not clamped).
+      focal: scalar ``f`` in pixels (``f_s * max(h, w)`` for the paper's K); principal_point: ``(2,)``.
+
+    The same as ``project(points_cam, K)`` for ``K = [[f, 0, c_x], [0, f, c_y], [0, 0, 1]]`` up to
+    rounding, without building K (cheap with a traced focal inside the fit's solver).
+    """
+    p = jnp.asarray(points_cam)
+    return focal * p[..., :2] / p[..., 2:3] + principal_point
 
 
 def epnp_pose(object_points, image_points, image_size, focal_scale=1.0):

@@ -36,6 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from digitaltwin_jax.camera import project_pinhole, transform
 from digitaltwin_jax.geometry.mesh import unique_edges
 from digitaltwin_jax.geometry.rotations import quaternion_to_matrix
 
@@ -183,8 +184,7 @@ def project_points(points, q, t, focal_scale, focal, principal_point):
       q: ``(4,)`` wxyz (normalised inside); t: ``(3,)`` mm; focal_scale: scalar f_s.
       focal: scalar f = max(h, w) in pixels; principal_point: ``(2,)`` (c_x, c_y) = (w / 2, h / 2).
     """
-    pc = jnp.asarray(points) @ quaternion_to_matrix(q).T + t
-    return focal_scale * focal * pc[..., :2] / pc[..., 2:3] + principal_point
+    return project_pinhole(transform(points, q, t), focal_scale * focal, principal_point)
 
 
 def select_contour(line_points, q, t, focal_scale, focal, principal_point, previous=None, hysteresis_px=0.0):
@@ -329,6 +329,7 @@ class LandmarkTerm:
     def normal_equations(self, v, data):
         pts = landmark_points(v, data)
         # closed-form projection Jacobians: u = s f_s f x / z + c with (x, y, z) = R(q) p + t
+        # (the projection is re-derived here, deliberately: its intermediates give the Jacobians)
         R = quaternion_to_matrix(v.q)
         dR = jax.jacfwd(quaternion_to_matrix)(v.q)  # (3, 3, 4), once (not per landmark)
         pc = pts @ R.T + v.t

@@ -9,13 +9,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from digitaltwin_jax.camera import transform
 from digitaltwin_jax.energies import corrective as corr
 from digitaltwin_jax.energies import landmarks as lmk
 from digitaltwin_jax.fitting.config import FitConfig
 from digitaltwin_jax.fitting.problem import FitProblem
 from digitaltwin_jax.fitting.terms import Term, default_terms
 from digitaltwin_jax.fitting.variables import _PER_FACE, FitData, FitParams, FitResult, FitVariables
-from digitaltwin_jax.geometry.rotations import quaternion_to_matrix
 from digitaltwin_jax.solvers.gauss_newton import GaussNewtonConfig, gauss_newton
 
 
@@ -68,7 +68,7 @@ def _outputs(v: FitVariables, last: dict, corrective, full, *, fit_corrective: b
     verts = base + jnp.tensordot(v.alpha, identity, axes=1) + jnp.tensordot(v.beta, expression, axes=1) + delta
     qn = v.q / jnp.linalg.norm(v.q)
     qn = qn * jnp.where(qn[0] < 0, -1.0, 1.0)
-    cam = verts @ quaternion_to_matrix(qn).T + v.t
+    cam = transform(verts, qn, v.t)
     lm3 = lmk.sample_points(verts, handles[last["sample_idx"]], last["sample_w"])
     px = lmk.project_points(lm3, qn, v.t, v.f_s, last["focal"], last["principal"])
     return dict(
