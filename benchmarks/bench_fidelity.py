@@ -6,6 +6,10 @@
 Sets (renders are cached under ``$DIGITALTWIN_CACHE_DIR/fidelity``, default
 ``~/.cache/digitaltwin_jax/fidelity``; a rerun reuses them):
 
+``--quick`` (12 images per set) is a smoke test of the whole path: its intervals are too wide to
+decide defaults (on 8 faces of set (b) even the default's -0.2 mm interval crosses zero); only the
+full run's decision counts.
+
 * (a) in-distribution synthetic: the shipped regressor's training sampler and scene configuration
   with a new seed (1001), n = 100 (quick: 12);
 * (b) out-of-distribution synthetic (seed 2001), n = 100 (quick: 12): extrapolated DR heads with 1-3 mm
