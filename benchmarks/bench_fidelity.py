@@ -78,19 +78,17 @@ def real_photos(extra_set=None):
 
 
 def _frontend(images):
-    """``(embeddings (N, 128), landmarks (N, 68, 2), sizes (N, 2))``, NaN rows where no face."""
-    from digitaltwin_jax.frontend import FrontendError, detect_faces, identity_embedding
+    """``(embeddings (N, 128), landmarks (N, 68, 2), sizes (N, 2))``, NaN rows where no face; the
+    same front end as the synthetic sets' cache (:func:`digitaltwin_jax.regressor.data._default_frontend`)."""
+    from digitaltwin_jax.regressor.data import _default_frontend
 
     n = len(images)
     emb = np.full((n, 128), np.nan, np.float32)
     lms = np.full((n, 68, 2), np.nan, np.float32)
     for i, im in enumerate(images):
-        try:
-            face = detect_faces(im)[0]
-        except (FrontendError, ValueError):
-            continue
-        emb[i] = identity_embedding(im, face)
-        lms[i] = face.landmarks
+        out = _default_frontend(im)
+        if out is not None:
+            emb[i], lms[i] = out
     sizes = np.array([im.shape[:2] for im in images], np.int64)
     return emb, lms, sizes
 

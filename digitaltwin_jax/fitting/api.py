@@ -20,6 +20,7 @@ from digitaltwin_jax.model.head_model import HeadModel
 __all__ = ["fit", "fit_batch"]
 
 
+# fit and fit_batch share their signature on purpose: fit is the public one-face form of fit_batch
 def fit(
     model: HeadModel,
     landmarks_2d,

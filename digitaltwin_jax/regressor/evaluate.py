@@ -203,27 +203,12 @@ def predict_with_fits(model, data: EvalData, regressor: Callable | None, methods
 
 
 def armse_table(model, gt_vertices, predictions: Mapping[str, np.ndarray], radii=RADII, progress: bool = True) -> dict:
-    """``{method: (N, R) float64}`` ARMSE in mm (NaN where the prediction is NaN)."""
-    from tqdm.auto import tqdm
+    """``{method: (N, R) float64}`` ARMSE in mm (NaN where the prediction is NaN); one
+    :func:`digitaltwin_jax.evaluation.fidelity.score_heads` per method."""
+    from digitaltwin_jax.evaluation.fidelity import score_heads
 
-    from digitaltwin_jax.evaluation import EvaluationConfig, evaluate_model_prediction
-
-    cfg = EvaluationConfig(radii=tuple(float(r) for r in radii))
-    faces = np.asarray(model.faces)
-    lm_idx = np.asarray(model.eval_landmark_indices)
-    res = {}
-    for name, pred in predictions.items():
-        arr = np.full((len(gt_vertices), len(radii)), np.nan)
-        for i in tqdm(range(len(gt_vertices)), desc=f"ARMSE {name}", disable=not progress):
-            if not np.all(np.isfinite(pred[i])):
-                continue
-            gt = np.asarray(gt_vertices[i], np.float64)
-            r = evaluate_model_prediction(
-                model, pred[i], gt, faces, gt[lm_idx], gt_center=gt[int(model.nose_tip_index)], config=cfg
-            )
-            arr[i] = [x.armse for x in r.armse]
-        res[name] = arr
-    return res
+    return {name: score_heads(model, gt_vertices, pred, radii=radii, progress=progress).armse_mm
+            for name, pred in predictions.items()}
 
 
 def summarise(table: Mapping[str, np.ndarray], radii=RADII) -> dict:

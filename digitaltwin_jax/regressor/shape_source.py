@@ -100,22 +100,16 @@ class RegressorShapeSource:
             return None
         if self.guard is None:
             return self.predict_embedding(e, model)
-        v = np.asarray(self.regressor(e), np.float32)
-        tmpl = self._template(v.shape[0])
-        m = float(self.guard.distance(e)[0])
-        s = float(self.guard.factor(e)[0])
-        v = self.guard.apply(tmpl, v[None], e[None])[0]
-        if model is not None and model.num_vertices != v.shape[0]:
-            v = self._to_model(v, model)
-        return v, {"mahalanobis": m, "guard_factor": s, "guard_m_ref": float(self.guard.m_ref)}
-
-    def _template(self, num_vertices: int) -> np.ndarray:
         from digitaltwin_jax.model.head_model import load_head_model
 
-        src = load_head_model(self.regressor.resolution)
-        if src.num_vertices != num_vertices:
-            raise ValueError(f"the regressor predicts {num_vertices} vertices, its model has {src.num_vertices}")
-        return np.asarray(src.vertices, np.float32)
+        # guard at the regressor's own resolution (its template), then carry over like any prediction
+        own = load_head_model(self.regressor.resolution)
+        v = self.guard.apply(own.vertices, self.predict_embedding(e, own)[None], e[None])[0]
+        if model is not None and model.num_vertices != v.shape[0]:
+            v = self._to_model(v, model)
+        info = {"mahalanobis": float(self.guard.distance(e)[0]), "guard_factor": float(self.guard.factor(e)[0]),
+                "guard_m_ref": float(self.guard.m_ref)}
+        return v, info
 
     def _to_model(self, v: np.ndarray, model) -> np.ndarray:
         from digitaltwin_jax.model.head_model import load_head_model

@@ -66,3 +66,25 @@ def test_transfer_low_to_full_through_identity_space():
     ref = np.asarray(head_shape(full, alpha))
     assert got.shape == (full.num_vertices, 3)
     assert np.max(np.linalg.norm(got - ref, axis=1)) < 0.5  # mm; ridge 1e-3 on N(0,1) coefficients
+
+
+def test_guarded_source_is_template_plus_factor_times_deviation():
+    """The shipped regressor with its guard: P = template + s(m) (P_reg - template), s from the guard."""
+    from digitaltwin_jax import load_head_model
+    from digitaltwin_jax.regressor.guard import load_guard
+    from digitaltwin_jax.regressor.weights import load_regressor
+
+    model = load_head_model("low")
+    reg, guard = load_regressor(), load_guard()
+    src = RegressorShapeSource(reg, guard=guard)
+    assert src.name == "guarded" and RegressorShapeSource(reg).name == "regressor"
+    direction = np.linalg.eigh(np.linalg.inv(guard.stats.precision))[1][:, -1]
+    cov_scale = 1.0 / np.sqrt(direction @ guard.stats.precision @ direction)  # 1 Mahalanobis unit
+    for m_target in (0.0, 1.1 * guard.m_ref, 3.0 * guard.m_max):
+        e = (guard.stats.mean + m_target * cov_scale * direction).astype(np.float32)
+        v, info = src(None, "face", e, model)
+        s = float(guard.factor(e[None])[0])
+        assert info["guard_factor"] == pytest.approx(s) and info["mahalanobis"] == pytest.approx(m_target, rel=1e-3, abs=1e-3)
+        p = np.asarray(reg(e), np.float64)
+        np.testing.assert_allclose(v, model.vertices + s * (p - model.vertices), atol=1e-4)
+    assert s == 0.0  # far beyond the calibrated range: the template
