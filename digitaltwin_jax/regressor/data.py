@@ -397,7 +397,8 @@ def load_synth_dataset(root, limit: int | None = None, tag: int = 0) -> tuple[Sh
     """Training pairs of a synthetic data set whose front-end cache is complete.
 
     Images where no face was found are dropped (counted in the returned info).  ``tag`` is added
-    (times 2^32) to the head ids, so heads of different data sets never share an id.
+    (times 2^32) to the head ids, so heads of different data sets never share an id.  Renders with
+    expressions are accepted: the target is the neutral head (:func:`_neutral_vertices`).
 
     Returns:
       (dataset with ``sample_ids = "<folder>/<index>"`` and head-identity ``subject_ids``, info dict:
@@ -405,17 +406,29 @@ def load_synth_dataset(root, limit: int | None = None, tag: int = 0) -> tuple[Sh
     """
     root = Path(root)
     arr = _read_shards(root, ("index", "vertices", "expression"), limit)
-    if np.any(np.abs(arr["expression"]) > 0):
-        raise ValueError(f"{root} renders expressions; the regressor needs neutral ground truth")
+    verts = _neutral_vertices(root, arr["vertices"], arr["expression"])
     emb, _ = _cached_rows(root, arr["index"])
     ok = np.all(np.isfinite(emb), axis=1)
     info = _manifest_info(root)
     info.update({"num_images": int(ok.size), "num_with_face": int(ok.sum())})
     ids = np.array([f"{root.name}/{i}" for i in arr["index"][ok]])
-    heads = head_ids(arr["vertices"][ok])
-    ds = ShapeDataset(emb[ok].astype(np.float32), arr["vertices"][ok].astype(np.float32),
+    heads = head_ids(verts[ok])
+    ds = ShapeDataset(emb[ok].astype(np.float32), verts[ok].astype(np.float32),
                       heads + (np.int64(tag) << np.int64(32)), ids)
     return ds, info
+
+
+def _neutral_vertices(root, vertices, expression) -> np.ndarray:
+    """``(N, V, 3) float64`` neutral heads: the rendered vertices minus the blendshape offsets of the
+    recorded expression weights (the blendshapes are linear, so this is exact)."""
+    verts = np.asarray(vertices, np.float64)
+    if np.any(np.abs(expression) > 0):
+        from digitaltwin_jax.model.head_model import load_head_model
+
+        model = load_head_model(_manifest_info(root).get("resolution", "low"))
+        verts = verts - np.tensordot(np.asarray(expression, np.float64),
+                                     np.asarray(model.expression_basis, np.float64), axes=1)
+    return verts
 
 
 def load_eval_data(root, limit: int | None = None, *, allow_expressions: bool = False):
@@ -435,15 +448,9 @@ def load_eval_data(root, limit: int | None = None, *, allow_expressions: bool = 
         has_camera = "K" in z.files and "rotation" in z.files
     if has_camera:
         arr.update(_read_shards(root, ("K", "rotation"), limit))
-    verts = arr["vertices"].astype(np.float64)
-    if np.any(np.abs(arr["expression"]) > 0):
-        if not allow_expressions:
-            raise ValueError(f"{root} renders expressions; the evaluation needs neutral ground truth")
-        from digitaltwin_jax.model.head_model import load_head_model
-
-        model = load_head_model(_manifest_info(root).get("resolution", "low"))
-        verts = verts - np.tensordot(arr["expression"].astype(np.float64),
-                                     np.asarray(model.expression_basis, np.float64), axes=1)
+    if np.any(np.abs(arr["expression"]) > 0) and not allow_expressions:
+        raise ValueError(f"{root} renders expressions; the evaluation needs neutral ground truth")
+    verts = _neutral_vertices(root, arr["vertices"], arr["expression"])
     emb, lms = _cached_rows(root, arr["index"])
     sizes = np.tile(np.array(arr["images"].shape[1:3], np.int64), (len(arr["index"]), 1))
     info = _manifest_info(root)
