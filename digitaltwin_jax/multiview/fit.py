@@ -1,0 +1,354 @@
+"""Multi-view fit: one head shape shared by several photos of one person (issue 16; paper eq. 1-4
+summed over the views).
+
+Model of view ``v`` (the paper's, section 3.4, with the identity shared):
+
+    P_v = P + sum_k alpha_k I_k + sum_i beta_{v,i} B_i,   p_cam = R_v p + t_v,
+    K_v = [[f_s(c_v) f_v, 0, w_v/2], [0, f_s(c_v) f_v, h_v/2], [0, 0, 1]],  f_v = max(h_v, w_v)
+
+with P the starting shape (the mean head or a combined regressor estimate), alpha the identity
+coefficients shared by all views, beta_v, R_v, t_v per view, and one focal scale per *camera group*
+``c_v`` (views from one camera share their intrinsics; every view its own group when they do not).
+
+Energy (eq. 4 summed over views):
+
+    E = sum_v E_l(v) + omega_r [ sum_v (||beta_v / sigma||^2 + lambda_q ||q_v (-) q_v^0||^2)
+                                 + lambda_f sum_c log^2 f_s(c) + lambda_id ||alpha||^2 ]
+
+with E_l, the priors and their weights exactly as the single-view fit's
+(:func:`digitaltwin_jax.energies.landmarks.landmark_residual`, :mod:`digitaltwin_jax.energies.priors`,
+:class:`~digitaltwin_jax.fitting.FitConfig`), jaw landmarks sliding on the silhouette of each view
+(:func:`~digitaltwin_jax.energies.landmarks.select_contour`, re-chosen every iteration).
+
+Solver: damped Gauss-Newton (Levenberg-Marquardt with step halving) on the dense stacked residual
+(``V * 136 + priors`` rows, ``K + V (M + 6) + C`` unknowns: at most a few hundred), the Jacobian from
+``jax.jacfwd`` of the residual, jit-compiled, float64 inside ``jax.enable_x64``.  The generic structured
+solver of :mod:`digitaltwin_jax.solvers` works on one face's :class:`~digitaltwin_jax.fitting.FitVariables`;
+the shared unknowns of several faces need this small dense one.  Rotations are updated
+multiplicatively (``q_v <- q_v * exp(w_v)``, the axis-angle increment ``w_v`` is the unknown), so no
+quaternion gauge is needed.  Blendshape weights are projected onto ``config.beta_bounds`` after each
+step.  Initialisation: every view's single-view fit (:func:`digitaltwin_jax.fitting.fit`: EPnP pose,
+focal, expression) from the starting shape; with shared intrinsics the group's focal scale starts at
+the median of its views'.
+
+The corrective field (eq. 2) is not part of the shared solve (see the README's multi-view section).
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.flatten_util
+import jax.numpy as jnp
+import numpy as np
+
+from digitaltwin_jax.energies import landmarks as lmk
+from digitaltwin_jax.energies import priors
+from digitaltwin_jax.fitting import FitConfig, fit, initial_pose
+from digitaltwin_jax.geometry.rotations import axis_angle_to_quaternion, quaternion_multiply, quaternion_to_matrix
+from digitaltwin_jax.model.head_model import HeadModel
+
+__all__ = ["MultiFitConfig", "MultiViewFit", "fit_views", "residual_fn"]
+
+
+@dataclasses.dataclass(frozen=True)
+class MultiFitConfig:
+    """Settings of :func:`fit_views`.
+
+    Attributes:
+      fit: the single-view :class:`~digitaltwin_jax.fitting.FitConfig` whose weights and priors the
+        joint energy uses (omega_r, lambda_f, lambda_q, expression_sigma, lambda_identity,
+        num_identity, jaw_weight, jaw_tangent_weight, beta_bounds, contour_points,
+        contour_hysteresis, sliding_contour), and which initialises every view.
+      num_iterations: Gauss-Newton iterations of the joint solve (jaw points re-slid before each).
+      fit_identity: optimise the shared identity coefficients (else only poses, focal, expressions).
+      damping: Levenberg-Marquardt factor (relative to the diagonal of J^T J).
+      init_single_fit: initialise each view by the single-view fit (else EPnP with f_s = 1, neutral).
+    """
+
+    fit: FitConfig = FitConfig()
+    num_iterations: int = 12
+    fit_identity: bool = True
+    damping: float = 1e-6
+    init_single_fit: bool = True
+
+    def __post_init__(self):
+        if self.num_iterations < 0 or not self.damping >= 0:
+            raise ValueError(f"MultiFitConfig needs num_iterations >= 0 and damping >= 0, got {self}")
+
+
+@dataclasses.dataclass(frozen=True)
+class MultiViewFit:
+    """Result of :func:`fit_views` (numpy float64; V views, C camera groups).
+
+    Attributes:
+      neutral: ``(N, 3)`` the shared neutral head P + sum alpha_k I_k (mm, head frame).
+      alpha: ``(K,)`` identity coefficients (K = 0 when not fitted).
+      beta: ``(V, M)``; q: ``(V, 4)`` unit wxyz (w >= 0); t: ``(V, 3)`` mm.
+      focal_scale: ``(V,)`` each view's f_s (equal within a camera group); camera_groups: ``(V,) int``.
+      vertices: ``(V, N, 3)`` each view's posed head (neutral + expression), head frame.
+      vertices_camera: ``(V, N, 3)`` the same in each view's camera frame.
+      intrinsics: ``(V, 3, 3)``.
+      landmarks_2d: ``(V, 68, 2)`` projected landmark samples; reprojection_errors: ``(V, 68)`` px (NaN missing).
+      landmark_indices, landmark_weights: ``(V, 68, 3)`` the final samples (vertex ids, barycentrics).
+      energy: ``(num_iterations + 1,)`` E before each iteration and at the end.
+      success: bool, finite result.
+    """
+
+    neutral: np.ndarray
+    alpha: np.ndarray
+    beta: np.ndarray
+    q: np.ndarray
+    t: np.ndarray
+    focal_scale: np.ndarray
+    camera_groups: np.ndarray
+    vertices: np.ndarray
+    vertices_camera: np.ndarray
+    intrinsics: np.ndarray
+    landmarks_2d: np.ndarray
+    reprojection_errors: np.ndarray
+    landmark_indices: np.ndarray
+    landmark_weights: np.ndarray
+    energy: np.ndarray
+    success: bool
+
+
+def _points(x, d):
+    """``(V, 68, 3)`` head-frame landmark samples of every view."""
+    p = d["s_base"]
+    if d["s_id"].shape[1]:
+        p = p + jnp.einsum("k,vkjc->vjc", x["alpha"], d["s_id"])
+    return p + jnp.einsum("vm,vmjc->vjc", x["beta"], d["s_ex"])
+
+
+def _rotations(x, d):
+    return jax.vmap(quaternion_multiply)(d["q_ref"], axis_angle_to_quaternion(x["w"]))
+
+
+def residual_fn(x, d, w):
+    """The stacked residual ``(R,)`` whose squared norm is the energy E of the module docstring.
+
+    Args:
+      x: unknowns ``{"alpha": (K,), "beta": (V, M), "w": (V, 3) axis-angle increments, "t": (V, 3),
+        "log_fs": (C,)}``.
+      d: data ``{"s_base": (V, 68, 3), "s_id": (V, K, 68, 3), "s_ex": (V, M, 68, 3)`` the starting
+        shape and bases sampled at each view's landmark samples, ``"lm": (V, 68, 2)``, ``"mask": (V, 68)``,
+        ``"frames": (V, 68, 2, 2)``, ``"scale": (V,)``, ``"focal": (V,)``, ``"principal": (V, 2)``,
+        ``"q_ref": (V, 4)`` the rotation the increments apply to, ``"q0": (V, 4)`` the prior's rotation,
+        ``"cam": (V,) int``, ``"sigma": (M,)``}.
+      w: ``(5,)`` square roots of the weights: expression, focal, rotation, identity priors, landmarks.
+    """
+    pts = _points(x, d)
+    q = _rotations(x, d)
+    fs = jnp.exp(x["log_fs"])[d["cam"]]
+    lm = jax.vmap(lmk.landmark_residual)(pts, d["lm"], d["mask"], d["scale"], q, x["t"], fs, d["focal"],
+                                         d["principal"], d["frames"])
+    parts = [w[4] * lm.reshape(-1),
+             w[0] * jax.vmap(priors.expression_prior_residual, (0, None))(x["beta"], d["sigma"]).reshape(-1),
+             w[1] * x["log_fs"],
+             w[2] * jax.vmap(priors.rotation_prior_residual)(q, d["q0"]).reshape(-1)]
+    if x["alpha"].shape[0]:
+        parts.append(w[3] * priors.identity_prior_residual(x["alpha"]))
+    return jnp.concatenate(parts)
+
+
+@functools.partial(jax.jit, static_argnames=("lo", "hi"))
+def _lm_step(x, d, w, damping, lo, hi):
+    """One damped Gauss-Newton step with step halving; returns ``(x_new, E_before, E_after)``."""
+    flat, unravel = jax.flatten_util.ravel_pytree(x)
+
+    def r_flat(z):
+        return residual_fn(unravel(z), d, w)
+
+    r = r_flat(flat)
+    J = jax.jacfwd(r_flat)(flat)
+    A = J.T @ J
+    g = J.T @ r
+    diag = jnp.diag(A)
+    A = A + jnp.diag(damping * diag + 1e-12 * jnp.max(diag) + 1e-12)
+    step = -jnp.linalg.solve(A, g)
+    e0 = r @ r
+
+    def candidate(s):
+        xn = unravel(flat + s * step)
+        xn = dict(xn, beta=jnp.clip(xn["beta"], lo, hi))
+        rn = residual_fn(xn, d, w)
+        return xn, rn @ rn
+
+    def body(carry, s):
+        best_x, best_e, done = carry
+        xn, en = candidate(s)
+        take = jnp.logical_and(~done, en < best_e)
+        best_x = jax.tree_util.tree_map(lambda a, b: jnp.where(take, a, b), xn, best_x)
+        return (best_x, jnp.where(take, en, best_e), done | take), None
+
+    scales = 0.5 ** jnp.arange(10, dtype=flat.dtype)
+    (xb, eb, _), _ = jax.lax.scan(body, (x, e0, jnp.asarray(False)), scales)
+    return xb, e0, eb
+
+
+def _check_inputs(model, landmarks_2d, image_sizes, camera_groups):
+    lm = np.asarray(landmarks_2d, np.float64)
+    if lm.ndim != 3 or lm.shape[1:] != (68, 2) or lm.shape[0] < 1:
+        raise ValueError(f"landmarks_2d must have shape (V, 68, 2) with V >= 1, got {lm.shape}")
+    nv = lm.shape[0]
+    if np.isinf(lm).any():
+        raise ValueError("landmarks_2d has infinite values; mark missing landmarks with NaN")
+    sizes = np.asarray(image_sizes, np.float64)
+    if sizes.shape == (2,):
+        sizes = np.tile(sizes, (nv, 1))
+    if sizes.shape != (nv, 2) or not np.all(np.isfinite(sizes)) or np.any(sizes <= 0):
+        raise ValueError(f"image_sizes must be (h, w) or (V, 2) positive, got {np.asarray(image_sizes).shape}")
+    if camera_groups is None:
+        groups = np.arange(nv)
+    else:
+        groups = np.asarray(camera_groups)
+        if groups.shape != (nv,) or groups.dtype.kind not in "iu":
+            raise ValueError(f"camera_groups must be (V,) integers, got {groups.shape} {groups.dtype}")
+    _, cam = np.unique(groups, return_inverse=True)
+    return lm, sizes.astype(np.int64), cam.astype(np.int32)
+
+
+def fit_views(model: HeadModel, landmarks_2d, image_sizes, shape=None, config: MultiFitConfig = MultiFitConfig(), *,
+              camera_groups=None) -> MultiViewFit:
+    """Fit one shared head to the 68 landmarks of ``V`` photos of one person (module docstring).
+
+    Args:
+      model: the head model.
+      landmarks_2d: ``(V, 68, 2)`` iBUG-68 pixels per view (NaN rows: missing landmarks).
+      image_sizes: ``(h, w)`` shared, or ``(V, 2)``.
+      shape: optional ``(N, 3)`` starting neutral shape P (default the model's mean head).
+      config: :class:`MultiFitConfig`.
+      camera_groups: optional ``(V,) int``; views with equal labels share their focal scale (one
+        camera).  Default: every view its own intrinsics.
+
+    Returns:
+      :class:`MultiViewFit`.
+
+    Raises:
+      ValueError: wrong shapes, or a view with fewer than 6 finite or collinear landmarks (the
+        message names the view).
+    """
+    lm, sizes, cam = _check_inputs(model, landmarks_2d, image_sizes, camera_groups)
+    nv = lm.shape[0]
+    fc = config.fit
+    base = np.asarray(model.vertices, np.float64) if shape is None else np.asarray(shape, np.float64)
+    if base.shape != (model.num_vertices, 3) or not np.all(np.isfinite(base)):
+        raise ValueError(f"shape must be finite with shape ({model.num_vertices}, 3), got {base.shape}")
+    k = min(fc.num_identity, model.num_identity) if config.fit_identity else 0
+    m = model.expression_basis.shape[0]
+    id_basis = np.asarray(model.identity_basis[:k], np.float64)
+    ex_basis = np.asarray(model.expression_basis, np.float64)
+    lines = lmk.contour_lines(model.vertices, model.faces, model.landmark_indices, model.contour_candidates,
+                              model.outer_surface_mask, max_points=fc.contour_points)
+    fixed_idx, fixed_w = lmk.fixed_samples(model.landmark_indices)
+
+    # per-view initialisation (single-view fits or EPnP)
+    q0 = np.zeros((nv, 4))
+    t0 = np.zeros((nv, 3))
+    fs0 = np.ones(nv)
+    beta0 = np.zeros((nv, m))
+    for v in range(nv):
+        hw = tuple(int(s) for s in sizes[v])
+        try:
+            if config.init_single_fit:
+                r = fit(model, lm[v], hw, shape=base, config=dataclasses.replace(fc, fit_identity=False))
+                q0[v], t0[v] = np.asarray(r.params.q, np.float64), np.asarray(r.params.t, np.float64)
+                fs0[v] = float(r.params.f_s)
+                beta0[v] = np.asarray(r.params.beta, np.float64)
+            else:
+                q0[v], t0[v] = initial_pose(model, lm[v], hw, base, fc)
+        except ValueError as e:
+            raise ValueError(f"view {v}: {e}") from None
+    q0 = q0 / np.linalg.norm(q0, axis=1, keepdims=True)
+    ncam = int(cam.max()) + 1
+    log_fs = np.array([np.log(np.median(fs0[cam == c])) for c in range(ncam)])
+
+    valid = np.all(np.isfinite(lm), axis=2)
+    weights = np.ones(68)
+    weights[:17] = fc.jaw_weight
+    w_eye = np.array([lmk.eye_distance(lm[v]) for v in range(nv)])
+    if not np.all(np.isfinite(w_eye) & (w_eye >= 1.0)):
+        bad = int(np.flatnonzero(~(np.isfinite(w_eye) & (w_eye >= 1.0)))[0])
+        raise ValueError(f"view {bad}: both outer eye corners (iBUG 36, 45) are needed")
+    scale = 100.0 / w_eye
+    data = {
+        "lm": np.where(valid[..., None], np.nan_to_num(lm), 0.0),
+        "mask": np.where(valid, weights, 0.0),
+        "frames": np.stack([lmk.contour_frames(lm[v], fc.jaw_tangent_weight) for v in range(nv)]),
+        "scale": scale,
+        "focal": sizes.max(axis=1).astype(np.float64),
+        "principal": np.stack([sizes[:, 1] / 2.0, sizes[:, 0] / 2.0], axis=1),
+        "q0": q0,
+        "cam": cam,
+        "sigma": np.full(m, fc.expression_sigma),
+    }
+    sw = np.sqrt(np.array([fc.omega_r, fc.omega_r * fc.lambda_f, fc.omega_r * fc.lambda_q,
+                           fc.omega_r * fc.lambda_identity, 1.0]))
+    x = {"alpha": np.zeros(k), "beta": beta0, "w": np.zeros((nv, 3)), "t": t0, "log_fs": log_fs}
+    q_ref = q0.copy()
+    sample_idx = np.repeat(fixed_idx[None], nv, 0).astype(np.int64)
+    sample_w = np.repeat(fixed_w[None], nv, 0).astype(np.float64)
+    contour = np.zeros((nv, 17), np.int32)
+    energies = []
+    lo, hi = (float(b) for b in fc.beta_bounds)
+    with jax.enable_x64(True):
+        for it in range(config.num_iterations + 1):
+            shape_now = base + (np.tensordot(np.asarray(x["alpha"]), id_basis, axes=1) if k else 0.0)
+            q_now = np.asarray(_rotations({"w": jnp.asarray(x["w"])}, {"q_ref": jnp.asarray(q_ref)}))
+            if fc.sliding_contour:
+                for v in range(nv):
+                    posed = shape_now + np.tensordot(np.asarray(x["beta"][v]), ex_basis, axes=1)
+                    line_pts = np.sum(posed[lines.indices] * lines.weights[..., None], axis=2)
+                    prev = contour[v] if it else None
+                    sel = np.asarray(lmk.select_contour(
+                        line_pts, q_now[v], np.asarray(x["t"][v]), float(np.exp(x["log_fs"][cam[v]])),
+                        data["focal"][v], data["principal"][v], prev, fc.contour_hysteresis / scale[v]))
+                    contour[v] = sel
+                    jaw = np.array([j for j in lmk.JAW if j != lmk.CHIN])
+                    sample_idx[v, jaw] = lines.indices[jaw, sel[jaw]]
+                    sample_w[v, jaw] = lines.weights[jaw, sel[jaw]]
+            d = dict(data)
+            d["s_base"] = np.sum(base[sample_idx] * sample_w[..., None], axis=2)
+            d["s_id"] = np.einsum("kvjcd,vjc->vkjd", id_basis[:, sample_idx], sample_w) if k else np.zeros((nv, 0, 68, 3))
+            d["s_ex"] = np.einsum("mvjcd,vjc->vmjd", ex_basis[:, sample_idx], sample_w)
+            d["q_ref"] = q_ref
+            d = jax.tree_util.tree_map(lambda a: jnp.asarray(a), d)
+            xj = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), x)
+            if it == config.num_iterations:  # final energy only
+                rr = residual_fn(xj, d, jnp.asarray(sw))
+                energies.append(float(rr @ rr))
+                break
+            xn, e0, e1 = _lm_step(xj, d, jnp.asarray(sw), config.damping, lo, hi)
+            energies.append(float(e0))
+            x = jax.tree_util.tree_map(np.asarray, xn)
+            # fold the rotation increments into the reference rotations
+            q_ref = np.asarray(_rotations({"w": jnp.asarray(x["w"])}, {"q_ref": jnp.asarray(q_ref)}))
+            q_ref = q_ref / np.linalg.norm(q_ref, axis=1, keepdims=True)
+            x["w"] = np.zeros((nv, 3))
+        q_fin = np.asarray(_rotations({"w": jnp.asarray(x["w"])}, {"q_ref": jnp.asarray(q_ref)}))
+        q_fin = q_fin / np.linalg.norm(q_fin, axis=1, keepdims=True) * np.where(q_fin[:, :1] < 0, -1.0, 1.0)
+        R = np.asarray(jax.vmap(quaternion_to_matrix)(jnp.asarray(q_fin)))
+    alpha = np.asarray(x["alpha"], np.float64)
+    beta = np.asarray(x["beta"], np.float64)
+    neutral = base + (np.tensordot(alpha, id_basis, axes=1) if k else 0.0)
+    verts = neutral[None] + np.tensordot(beta, ex_basis, axes=1)
+    t = np.asarray(x["t"], np.float64)
+    vcam = np.einsum("vij,vnj->vni", R, verts) + t[:, None]
+    fs = np.exp(np.asarray(x["log_fs"]))[cam]
+    f = fs * data["focal"]
+    K = np.zeros((nv, 3, 3))
+    K[:, 0, 0] = K[:, 1, 1] = f
+    K[:, 0, 2], K[:, 1, 2] = data["principal"][:, 0], data["principal"][:, 1]
+    K[:, 2, 2] = 1.0
+    pts = np.einsum("vjc,vjcd->vjd", sample_w, verts[np.arange(nv)[:, None, None], sample_idx])
+    pc = np.einsum("vij,vnj->vni", R, pts) + t[:, None]
+    proj = f[:, None, None] * pc[..., :2] / pc[..., 2:3] + data["principal"][:, None]
+    err = np.where(valid, np.linalg.norm(proj - np.nan_to_num(lm), axis=2), np.nan)
+    ok = bool(np.all(np.isfinite(verts)) and np.all(np.isfinite(vcam)) and np.all(vcam[..., 2] > 0))
+    return MultiViewFit(neutral=neutral, alpha=alpha, beta=beta, q=q_fin, t=t, focal_scale=fs, camera_groups=cam,
+                        vertices=verts, vertices_camera=vcam, intrinsics=K, landmarks_2d=proj,
+                        reprojection_errors=err, landmark_indices=sample_idx, landmark_weights=sample_w,
+                        energy=np.asarray(energies), success=ok)
+
