@@ -20,14 +20,14 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent / PACKAGE
 # Lowest first.  A module may import its own layer and any lower one.  The first part of the dotted
 # name below the package (``digitaltwin_jax.<part>``) decides the layer.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("geometry", "io", "model"),  # mesh maths, files, the head model (layout.md: lowest)
+    ("geometry", "io", "model", "distributed"),  # mesh maths, files, the head model (layout.md: lowest); the Ray engine
     ("camera",),  # intrinsics, projection, EPnP
     ("render",),  # CPU rasteriser shared by previews, texture and the synthetic renderer
     ("energies", "solvers"),  # residual terms; generic Gauss-Newton
     ("fitting",),  # composes camera + energies + solvers
     ("frontend", "texture", "evaluation"),  # photo -> landmarks; UV texture; accuracy metrics
-    ("regressor", "synth", "errors"),  # shape regressor and its training data; the user-facing errors
-    ("pipeline", "cli", "__main__", "__init__"),  # photo -> avatar, the command, the package root
+    ("regressor", "synth", "errors", "multiview"),  # shape regressor and its training data; the user-facing errors; several photos of one person
+    ("pipeline", "ray_avatars", "cli", "__main__", "__init__"),  # photo -> avatar, the command, the package root
 )
 
 # Imports that break the order today, each with its reason; remove an entry when it is fixed (the

@@ -5,8 +5,9 @@ Example::
     python -m digitaltwin_jax synth --count 10000 --out /data/synth_v1 --seed 0
 
 Writes sharded ``.npz`` files (images + ground truth), a contact sheet and a summary into ``--out``;
-rerunning the same command resumes after an interruption.  Exit codes: 0 done, 1 error (message on
-stderr), 2 bad arguments.  No maths here: see :mod:`digitaltwin_jax.synth.dataset`.
+rerunning the same command resumes after an interruption.  ``--ray [local|ADDRESS]`` renders the
+shards on Ray (:mod:`digitaltwin_jax.synth.ray_shards`; the same images).  Exit codes: 0 done,
+1 error (message on stderr) or shards that failed (listed in the printed summary), 2 bad arguments.  No maths here: see :mod:`digitaltwin_jax.synth.dataset`.
 """
 from __future__ import annotations
 
@@ -33,7 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="shade every sub-sample (full supersampling, default) or once per output pixel "
                         "(multisample anti-aliasing, ~2x faster)")
     p.add_argument("--shard-size", type=int, default=256, help="images per shard file (default 256)")
-    p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="worker processes (default 2); with --ray: Ray workers (default one per cluster CPU)")
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="local|ADDRESS",
+                   help="render the shards on Ray: 'local' (this machine) or a cluster address "
+                        "(HOST:6379 of `ray start --head`; needs the 'distributed' extra)")
     p.add_argument("--sampler", choices=SAMPLERS, default="dr",
                    help="shape population: dr (paper), cpca, noaug (ablations), gaussian (model prior)")
     p.add_argument("--population-size", type=int, default=482,
@@ -64,7 +69,7 @@ def main(argv=None) -> int:
         from digitaltwin_jax.synth.engine import RenderConfig
         from digitaltwin_jax.synth.scene import SceneConfig
 
-        if args.workers < 1:
+        if args.workers is not None and args.workers < 1:
             raise ValueError(f"--workers must be >= 1, got {args.workers}")
         config = DatasetConfig(
             count=args.count,
@@ -83,13 +88,19 @@ def main(argv=None) -> int:
                               photo_background_probability=0.5 if args.backgrounds else 0.0),
             render=RenderConfig(supersample=args.supersample, shading=args.shading, eyes=args.eyes),
         )
-        summary = generate(args.out, config, workers=args.workers, progress=not args.no_progress,
-                           max_shards=args.max_shards)
-    except (ValueError, FileNotFoundError, ImportError, OSError) as e:
+        if args.ray is not None:
+            from digitaltwin_jax.synth.ray_shards import generate_on_ray
+
+            summary = generate_on_ray(args.out, config, address=args.ray, workers=args.workers,
+                                      progress=not args.no_progress, max_shards=args.max_shards)
+        else:
+            summary = generate(args.out, config, workers=args.workers or 2, progress=not args.no_progress,
+                               max_shards=args.max_shards)
+    except (ValueError, FileNotFoundError, ImportError, OSError, RuntimeError) as e:
         print(f"synth: error: {e}", file=sys.stderr)
         return 1
     print(json.dumps(summary))
-    return 0
+    return 1 if summary.get("failed_shards") else 0
 
 
 if __name__ == "__main__":

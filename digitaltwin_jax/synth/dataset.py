@@ -40,7 +40,7 @@ from digitaltwin_jax.synth.scene import CameraConfig, PostConfig, SceneConfig, s
 from digitaltwin_jax.synth.shapes import DetailedSource, GaussianIdentitySource
 
 __all__ = ["DatasetConfig", "generate", "shard_path", "load_shard", "SHARD_KEYS", "contact_sheet",
-           "build_shape_source", "SAMPLERS"]
+           "build_shape_source", "SAMPLERS", "make_render_state", "render_shard"]
 
 SAMPLERS = ("dr", "cpca", "noaug", "gaussian")
 MAX_LIGHTS = 3
@@ -258,6 +258,18 @@ def _make_state(out_dir, config: DatasetConfig) -> dict:
             "source": source, "subject_albedo": subject_albedo, "photos": photos}
 
 
+def make_render_state(out_dir, config: DatasetConfig) -> dict:
+    """What one worker process needs to render shards of the set in ``out_dir`` (head model, renderer,
+    shape source), built from the assets :func:`generate` prepared there; build it once per process."""
+    return _make_state(out_dir, config)
+
+
+def render_shard(k: int, state: dict) -> tuple[int, int, float]:
+    """Render shard ``k`` with a :func:`make_render_state` state and write it (atomically) into the
+    set's folder; returns ``(k, images, seconds)``.  Image ``i`` depends only on ``(seed, i)``."""
+    return _render_shard(k, state)
+
+
 def _render_shard(k: int, state=None) -> tuple[int, int, float]:
     st = _STATE if state is None else state
     config: DatasetConfig = st["config"]
@@ -364,7 +376,7 @@ def _clean_temporaries(out_dir: Path):
 
 
 def generate(out_dir, config: DatasetConfig, *, workers: int = 2, progress: bool = True,
-             contact_sheet_path="contact_sheet.png", max_shards: int | None = None) -> dict:
+             contact_sheet_path="contact_sheet.png", max_shards: int | None = None, runner=None) -> dict:
     """Render the data set into ``out_dir`` (created), skipping shards that already exist.
 
     Args:
@@ -374,6 +386,10 @@ def generate(out_dir, config: DatasetConfig, *, workers: int = 2, progress: bool
       progress: show a tqdm bar (per image).
       contact_sheet_path: file name (inside ``out_dir``) of the 8x8 contact sheet, None for none.
       max_shards: render at most this many missing shards, then stop (for tests and partial runs).
+      runner: render the missing shards elsewhere instead of in local processes:
+        ``runner(out_dir, config, pending_shards, on_images) -> {shard: error}`` (e.g.
+        :func:`digitaltwin_jax.synth.ray_shards.ray_runner`); ``on_images(n)`` advances the bar;
+        failed shards are listed in the summary (``failed_shards``) and the set is not complete.
 
     Returns:
       summary dict: images rendered now, images total on disk, seconds, images per second.
@@ -405,7 +421,11 @@ def generate(out_dir, config: DatasetConfig, *, workers: int = 2, progress: bool
         bar = tqdm(total=config.count, initial=done_before, unit="img", desc="synth", smoothing=0.05)
     t0 = time.perf_counter()
     t_init = 0.0
-    if pending and workers <= 1:
+    failed = {}
+    if pending and runner is not None:
+        failed = dict(runner(out_dir, config, pending, bar.update if bar is not None else (lambda n: None)) or {})
+        todo -= sum(min(config.count, (k + 1) * config.shard_size) - k * config.shard_size for k in failed)
+    elif pending and workers <= 1:
         ti = time.perf_counter()
         state = _make_state(out_dir, config)
         t_init = time.perf_counter() - ti
@@ -450,6 +470,7 @@ def generate(out_dir, config: DatasetConfig, *, workers: int = 2, progress: bool
         "worker_init_seconds_inprocess": round(t_init, 2),
         "workers": int(workers),
         "complete": complete,
+        **({"failed_shards": {str(k): v for k, v in failed.items()}} if runner is not None else {}),
         "count": config.count,
     }
     if complete and contact_sheet_path:
