@@ -4,6 +4,9 @@
   of a synthetic data set (``DATA/frontend_cache.npz``).
 * ``train DATA [DATA ...] --out DIR``: train a decoder on the cached embeddings (checkpoints, curves
   and a resumable state in ``--work``), then write the regressor folder (weights, config, metrics).
+* ``build --root CACHE --out DIR``: rebuild a regressor from nothing (render + embed the training set
+  of :func:`digitaltwin_jax.regressor.recipe.training_data_config`, train, calibrate the guard,
+  write weights, provenance and metrics); rerunning the same command resumes every step.
 * ``evaluate TEST --regressor DIR``: ARMSE of the mean head, the landmark identity fit, the regressor
   and regressor + non-rigid fit on a held-out synthetic set; writes ``armse.json``, ``armse.md`` and
   ``armse_vs_d.png`` to ``--out``; ``--update-metrics`` records the result (and the default-shape-
@@ -44,6 +47,17 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--pca-scale", default="std", choices=("std", "unit"))
     tr.add_argument("--no-resume", action="store_true")
     tr.add_argument("--keep", choices=("best", "final"), default="best", help="weights to write: best validation or last epoch")
+
+    bd = sub.add_parser("build", help="rebuild the shipped regressor from scratch (synth, embed, train, guard)")
+    bd.add_argument("--root", required=True, help="cache folder for the renders and checkpoints (not the repository)")
+    bd.add_argument("--out", required=True, help="regressor folder to write (e.g. digitaltwin_jax/assets/regressor)")
+    bd.add_argument("--count", type=int, default=10000, help="training renders (default 10000, the paper's)")
+    bd.add_argument("--seed", type=int, default=7001, help="training-set seed (default 7001)")
+    bd.add_argument("--epochs", type=int, default=500)
+    bd.add_argument("--train-seed", type=int, default=0)
+    bd.add_argument("--workers", type=int, default=2)
+    bd.add_argument("--limit", type=int, default=None,
+                    help="train on the first N renders already on disk (no rendering)")
 
     ev = sub.add_parser("evaluate", help="held-out ARMSE table and curve")
     ev.add_argument("data", help="held-out synthetic data set folder")
@@ -111,6 +125,20 @@ def _cmd_train(args) -> int:
     return 0
 
 
+def _cmd_build(args) -> int:
+    from digitaltwin_jax.regressor.recipe import build
+
+    try:
+        metrics = build(args.root, args.out, count=args.count, seed=args.seed, epochs=args.epochs,
+                        train_seed=args.train_seed, workers=args.workers, limit=args.limit,
+                        log=None)
+    except (ValueError, FileNotFoundError, OSError) as e:
+        print(f"regressor build: error: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
 def _cmd_evaluate(args) -> int:
     from digitaltwin_jax import load_head_model
     from digitaltwin_jax.evaluation import plot_armse_curves
@@ -171,7 +199,8 @@ def default_decision(summary: dict) -> dict:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    return {"embed": _cmd_embed, "train": _cmd_train, "evaluate": _cmd_evaluate}[args.command](args)
+    return {"embed": _cmd_embed, "train": _cmd_train, "build": _cmd_build,
+            "evaluate": _cmd_evaluate}[args.command](args)
 
 
 if __name__ == "__main__":
