@@ -73,17 +73,22 @@ def _error_code(exc: BaseException) -> int:
     return EXIT_INTERNAL
 
 
-def _avatar_one(photo: Path, outdir: Path, args, model_cache: dict) -> dict:
-    from digitaltwin_jax.pipeline import AvatarConfig, reconstruct_file
+def _avatar_config(args):
+    from digitaltwin_jax.pipeline import AvatarConfig
 
-    config = AvatarConfig(
+    return AvatarConfig(
         resolution=args.resolution,
         texture_size=args.texture_size,
         face_index=args.face_index,
         seed=args.seed,
         shape_source=args.shape_source,
     )
-    return reconstruct_file(photo, outdir, config=config, overwrite=args.overwrite)
+
+
+def _avatar_one(photo: Path, outdir: Path, args, model_cache: dict) -> dict:
+    from digitaltwin_jax.pipeline import reconstruct_file
+
+    return reconstruct_file(photo, outdir, config=_avatar_config(args), overwrite=args.overwrite)
 
 
 def _cmd_avatar(args) -> int:
@@ -151,20 +156,15 @@ def batch_output_names(photos) -> dict:
 def _cmd_batch(args) -> int:
     from tqdm import tqdm
 
-    src = Path(args.batch)
-    if not src.is_dir():
-        print(f"error: --batch {src} is not a folder", file=sys.stderr)
-        return EXIT_USAGE
     out_root = Path(args.output) if args.output else Path("out")
-    photos = sorted(p for p in src.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not photos:
-        print(f"error: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {src}", file=sys.stderr)
-        return EXIT_USAGE
     try:
+        photos = batch_photos(args.batch)
         names = batch_output_names(photos)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if args.ray is not None:
+        return _cmd_batch_ray(args, photos, names, out_root)
     failed, skipped, done, warned = {}, 0, 0, {}
     for photo in tqdm(photos, desc="avatars", unit="photo"):
         outdir = out_root / names[photo]
@@ -181,6 +181,61 @@ def _cmd_batch(args) -> int:
         except Exception as exc:  # noqa: BLE001 - reported, batch goes on
             failed[photo.name] = {"exit_code": _error_code(exc), "error": f"{type(exc).__name__}: {exc}"}
             tqdm.write(f"failed {photo.name}: {exc}")
+    return _finish_batch(out_root, done, skipped, failed, warned)
+
+
+def batch_photos(src) -> list:
+    """The photos of ``--batch SRC``: the images in a folder (by extension, sorted), or the paths
+    listed in a text file, one per line (relative paths are relative to the file's folder; blank
+    lines and lines starting with ``#`` are skipped).  ValueError (a usage error) when there are none."""
+    src = Path(src)
+    if src.is_dir():
+        photos = sorted(p for p in src.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not photos:
+            raise ValueError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {src}")
+        return photos
+    if not src.is_file():
+        raise ValueError(f"--batch {src} is neither a folder nor a file listing photos")
+    try:
+        lines = src.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"--batch {src} is not a readable text file listing photos ({exc})") from None
+    photos = [p if p.is_absolute() else src.parent / p
+              for p in (Path(ln.strip()) for ln in lines if ln.strip() and not ln.lstrip().startswith("#"))]
+    if not photos:
+        raise ValueError(f"--batch {src} lists no photos")
+    return photos
+
+
+def _cmd_batch_ray(args, photos, names, out_root) -> int:
+    """``--batch`` on Ray (:mod:`digitaltwin_jax.ray_avatars`): the same avatars and report."""
+    todo = [p for p in photos if args.overwrite or not (out_root / names[p] / "report.json").exists()]
+    try:
+        from digitaltwin_jax.ray_avatars import avatars_on_ray
+
+        outcomes = {} if not todo else avatars_on_ray([(p, out_root / names[p]) for p in todo], _avatar_config(args),
+                                  overwrite=args.overwrite, address=args.ray, workers=args.workers,
+                                  init=enable_compilation_cache)
+    except ImportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (RuntimeError, ConnectionError, ValueError) as exc:
+        print(f"error: Ray: {exc}", file=sys.stderr)
+        return EXIT_INTERNAL
+    failed, warned, done = {}, {}, 0
+    for p in todo:
+        status, value = outcomes[str(p)]
+        if status == "ok":
+            done += 1
+            if value.get("warnings"):
+                warned[p.name] = value["warnings"]
+        else:
+            failed[p.name] = {"exit_code": _error_code(value), "error": f"{type(value).__name__}: {value}"}
+            print(f"failed {p.name}: {value}", file=sys.stderr)
+    return _finish_batch(out_root, done, len(photos) - len(todo), failed, warned)
+
+
+def _finish_batch(out_root: Path, done: int, skipped: int, failed: dict, warned: dict) -> int:
     from digitaltwin_jax.io.atomic import atomic_write_text
 
     try:
@@ -205,9 +260,14 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     av.add_argument("photo", nargs="?", help="input photo (JPEG/PNG/...)")
     av.add_argument("-o", "--output", help="output folder (default out/<photo name>; with --batch the root folder)")
-    av.add_argument("--batch", metavar="DIR",
-                    help="process every image in DIR into OUTPUT/<stem> (resumable); photos sharing a "
+    av.add_argument("--batch", metavar="DIR|LIST",
+                    help="process every image in DIR (or every photo listed in the text file LIST, one "
+                         "path per line) into OUTPUT/<stem> (resumable); photos sharing a "
                          "stem get OUTPUT/<stem>_<ext> each (a.jpg, a.png -> a_jpg, a_png)")
+    av.add_argument("--ray", nargs="?", const="local", default=None, metavar="local|ADDRESS",
+                    help="with --batch: make the avatars on Ray, 'local' (this machine) or a cluster "
+                         "address (HOST:6379 of `ray start --head`); needs the 'distributed' extra")
+    av.add_argument("--workers", type=int, default=None, help="with --ray: Ray workers (default: one per CPU)")
     av.add_argument("--resolution", choices=("low", "full"), default="low")
     av.add_argument("--texture-size", type=int, default=2048)
     av.add_argument("--face-index", type=int, default=0, help="which face when several (0 = largest)")
@@ -246,6 +306,12 @@ def main(argv=None) -> int:
         return EXIT_USAGE if e.code not in (0, None) else EXIT_OK
     if args.command == "avatar" and args.texture_size < 16:
         print("error: --texture-size must be at least 16", file=sys.stderr)
+        return EXIT_USAGE
+    if args.command == "avatar" and (args.ray is not None or args.workers is not None) and args.batch is None:
+        print("error: --ray and --workers go with --batch", file=sys.stderr)
+        return EXIT_USAGE
+    if args.command == "avatar" and args.workers is not None and args.workers < 1:
+        print("error: --workers must be at least 1", file=sys.stderr)
         return EXIT_USAGE
     return args.func(args)
 
