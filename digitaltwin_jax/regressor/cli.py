@@ -47,6 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--pca-scale", default="std", choices=("std", "unit"))
     tr.add_argument("--no-resume", action="store_true")
     tr.add_argument("--keep", choices=("best", "final"), default="best", help="weights to write: best validation or last epoch")
+    tr.add_argument("--multihost", nargs="?", const="auto", default=None, metavar="COORDINATOR",
+                    help="train on several hosts (jax.distributed.initialize): 'auto' detects SLURM / MPI / "
+                         "Kubernetes / TPU, or give process 0's HOST:PORT with --num-processes and "
+                         "--process-id; every host loads the data; --work must be on a shared file "
+                         "system; process 0 writes the weights")
+    tr.add_argument("--num-processes", type=int, default=None)
+    tr.add_argument("--process-id", type=int, default=None)
 
     bd = sub.add_parser("build", help="rebuild the shipped regressor from scratch (synth, embed, train, guard)")
     bd.add_argument("--root", required=True, help="cache folder for the renders and checkpoints (not the repository)")
@@ -87,6 +94,14 @@ def _cmd_train(args) -> int:
     from digitaltwin_jax.regressor.train import TrainConfig, evaluate_loss, train
     from digitaltwin_jax.regressor.weights import save_regressor
 
+    writer = True  # the process that writes checkpoints and weights
+    if args.multihost is not None:
+        from digitaltwin_jax.regressor.parallel import initialize_multihost
+
+        index, count = initialize_multihost(None if args.multihost == "auto" else args.multihost,
+                                            args.num_processes, args.process_id)
+        writer = index == 0
+        print(f"process {index} of {count}", file=sys.stderr)
     parts, infos = [], []
     for k, root in enumerate(args.data):
         ds, info = load_synth_dataset(root, limit=args.limit, tag=k)
@@ -106,7 +121,10 @@ def _cmd_train(args) -> int:
     record = {"encoder": "dlib_resnet_v1", "resolution": "low", "datasets": infos,
               "split": {"val_fraction": args.val_fraction, "seed": args.seed}}
     t0 = time.perf_counter()
-    res = train(tr, va, model.face_weights, dcfg, tcfg, out_dir=work, resume=not args.no_resume, record=record)
+    # several hosts: --work on a shared file system; every process resumes from the same checkpoint
+    # and writes the same one (atomic renames of identical bytes), process 0 writes the weights
+    res = train(tr, va, model.face_weights, dcfg, tcfg, out_dir=work, resume=not args.no_resume,
+                record=record, progress=writer)
     secs = time.perf_counter() - t0
     variables = res.best_variables if args.keep == "best" else res.variables
     h = res.history
@@ -120,8 +138,9 @@ def _cmd_train(args) -> int:
         "train_seconds_this_run": secs, "seconds_per_epoch": float(np.mean(h["seconds"][1:])) if len(h["seconds"]) > 1 else None,
     }
     record.update({"train": tcfg.to_dict(), "num_train": len(tr), "num_val": len(va)})
-    save_regressor(out, dcfg, variables, record, metrics)
-    print(json.dumps(metrics, indent=2))
+    if writer:
+        save_regressor(out, dcfg, variables, record, metrics)
+        print(json.dumps(metrics, indent=2))
     return 0
 
 

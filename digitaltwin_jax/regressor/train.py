@@ -148,6 +148,23 @@ def _epoch_fn(decoder_config: DecoderConfig, learning_rate: float, beta1: float,
     return run_epoch
 
 
+def _training_mesh(mesh, batch: int):
+    """The mesh :func:`train` uses: None (one device) or a ``"data"`` mesh (see ``train(mesh=)``)."""
+    if mesh is None:
+        return None
+    if isinstance(mesh, str):
+        if mesh != "auto":
+            raise ValueError(f"mesh must be 'auto', None or a jax.sharding.Mesh, got {mesh!r}")
+        if jax.device_count() < 2 or batch % jax.device_count():
+            return None
+        from digitaltwin_jax.regressor.parallel import data_mesh
+
+        return data_mesh()
+    if batch % mesh.size:
+        raise ValueError(f"the batch size {batch} must be divisible by the {mesh.size} devices of the mesh")
+    return mesh
+
+
 def _batches(n: int, batch_size: int, seed: int, epoch: int) -> np.ndarray:
     perm = np.random.default_rng([seed, epoch]).permutation(n)
     b = min(batch_size, n)
@@ -200,6 +217,7 @@ def train(
     resume: bool = True,
     progress: bool = True,
     record: dict | None = None,
+    mesh="auto",
 ) -> TrainResult:
     """Train a decoder from a PCA initialisation of ``train_set``'s shapes.
 
@@ -214,6 +232,11 @@ def train(
         configuration must equal this one, else ValueError).
       progress: show a tqdm bar over epochs.
       record: extra JSON-able facts stored in ``train_config.json`` (dataset path, seed, ...).
+      mesh: data parallelism (:mod:`digitaltwin_jax.regressor.parallel`): ``"auto"`` splits each
+        batch over all devices (every host's, after ``jax.distributed.initialize``) when there are
+        several and the batch size is divisible by their number, else trains on one device; a
+        ``jax.sharding.Mesh`` with axis ``"data"`` uses that mesh; None: one device.  Several devices
+        give the single-device result up to float32 summation order.
 
     Returns:
       A :class:`TrainResult`.
@@ -273,22 +296,38 @@ def train(
     def save(epoch):
         if out is None:
             return
-        st = _state(variables, opt_state, best_variables, epoch, best_epoch, history)
+        st = _state(variables, local(opt_state), best_variables, epoch, best_epoch, history)
         atomic_write_bytes(out / CHECKPOINT, flax.serialization.msgpack_serialize(flax.serialization.to_state_dict(st)))
         plot_curves(history, out / CURVES)
 
     run_epoch = _epoch_fn(decoder_config, config.learning_rate, config.beta1, config.beta2)
-    w_dev = jnp.asarray(weights)
-    emb = jnp.asarray(train_set.embeddings)
-    verts = jnp.asarray(train_set.vertices)
+    mesh = _training_mesh(mesh, min(config.batch_size, len(train_set)))
     constants = variables["constants"]
     params = variables["params"]
+    local = lambda tree: tree  # noqa: E731 - one device: arrays are already local
+    if mesh is None:
+        w_dev = jnp.asarray(weights)
+        emb = jnp.asarray(train_set.embeddings)
+        verts = jnp.asarray(train_set.vertices)
+    else:  # data parallel: everything replicated, each step's batch split over the devices
+        from digitaltwin_jax.regressor.parallel import local_replica as local
+        from digitaltwin_jax.regressor.parallel import replicate
+
+        w_dev, emb, verts, constants, params, opt_state = replicate(
+            mesh, (weights, train_set.embeddings, train_set.vertices, constants, params, opt_state))
     bar = tqdm(range(start + 1, config.epochs + 1), desc="train", disable=not progress, initial=start, total=config.epochs)
     for epoch in bar:
         t0 = time.perf_counter()
-        batches = jnp.asarray(_batches(len(train_set), config.batch_size, config.seed, epoch))
+        batches = _batches(len(train_set), config.batch_size, config.seed, epoch)
+        if mesh is None:
+            batches = jnp.asarray(batches)
+        else:
+            from digitaltwin_jax.regressor.parallel import shard_batches
+
+            batches = shard_batches(mesh, batches)
         params, opt_state, tl = run_epoch(params, opt_state, constants, emb, verts, w_dev, batches)
-        variables = {"params": params, "constants": constants}
+        variables = local({"params": params, "constants": constants})
+        tl = local(tl)
         vl = evaluate_loss(decoder_config, variables, val_set, weights, config.eval_batch) if has_val else float("nan")
         history["epoch"].append(float(epoch))
         history["train_loss"].append(float(tl))
@@ -299,7 +338,7 @@ def train(
         bar.set_postfix(train=f"{float(tl):.3f}", val=f"{vl:.3f}")
         if epoch % config.checkpoint_every == 0 or epoch == config.epochs:
             save(epoch)
-    variables = {"params": params, "constants": constants}
+    variables = local({"params": params, "constants": constants})
     if not has_val:
         best_variables, best_epoch = variables, config.epochs
     if out is not None and start >= config.epochs:

@@ -155,3 +155,16 @@ def test_frontend_cache_default_config_names_the_shipped_settings(tmp_path):
     calls = []
     assert frontend_cache(root, limit=4, frontend=_fake_frontend(calls), progress=False) == (4, 3)
     assert sorted(calls) == [2, 3]
+
+
+@pytest.mark.parametrize("threads", [1, 4])
+def test_parallel_shard_reader_keeps_shard_order(tmp_path, threads):
+    from digitaltwin_jax.regressor.data import _read_shards
+
+    heads = _write_set(tmp_path / "set", n=19, shard_size=3)  # 7 shards, the last one short
+    got = _read_shards(tmp_path / "set", ("index", "vertices"), None, threads=threads)
+    np.testing.assert_array_equal(got["index"], np.arange(19))
+    np.testing.assert_array_equal(got["vertices"], heads)
+    part = _read_shards(tmp_path / "set", ("index", "vertices"), 8, threads=threads)
+    np.testing.assert_array_equal(part["index"], np.arange(8))
+    np.testing.assert_array_equal(part["vertices"], heads[:8])
