@@ -8,7 +8,7 @@ landmark noise) four ways and prints what changed:
 1. the paper's energy (:func:`digitaltwin_jax.fitting.default_terms`);
 2. + a user term: left/right symmetry of the paired ``_L``/``_R`` blendshapes;
 3. re-weighted: the expression prior x 10 (weights are traced, so this reuses the compiled solver);
-4. removed: no corrective field (``fit_corrective=False`` and the term dropped).
+4. removed: no corrective field (the ``corrective`` term dropped: deltaP is then no unknown).
 
 Usage:  PYTHONPATH=. python experiments/custom_energy_term.py
 """
@@ -75,12 +75,11 @@ def main():
     paper = F.default_terms(cfg)
     sym = F.Term("symmetry", make_symmetry_term(model.expression_names), weight=200.0)
     heavy = tuple(dataclasses.replace(t, weight=10 * t.weight) if t.name == "expression_prior" else t for t in paper + (sym,))
-    no_corr_cfg = dataclasses.replace(cfg, fit_corrective=False)
     runs = [
         ("paper energy", cfg, paper),
         ("+ symmetry term", cfg, paper + (sym,)),
         ("+ symmetry, expression prior x10", cfg, heavy),
-        ("- corrective field", no_corr_cfg, tuple(t for t in paper if t.name != "corrective")),
+        ("- corrective field", cfg, tuple(t for t in paper if t.name != "corrective")),
     ]
     iL, iR = model.expression_index("mouthSmile_L"), model.expression_index("mouthSmile_R")
     print(f"model '{res}' ({model.num_vertices} vertices); true mouthSmile_L/R = {beta_true[iL]:.2f}/{beta_true[iR]:.2f}")

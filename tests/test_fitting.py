@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from digitaltwin_jax import fitting as F
+from digitaltwin_jax.fitting.terms import bind
 from digitaltwin_jax.energies import landmarks as lmk
 from digitaltwin_jax.model.head_model import HeadModel, asset_path
 
@@ -228,9 +229,10 @@ def test_term_jacobians_match_jacfwd_and_finite_differences(tiny_model):
     lm2d = _project(m.vertices[m.landmark_indices], _rot(-20, 10), np.array([0, 0, 600.0]), 640, (320, 240))
     rng = np.random.default_rng(3)
     names_seen = {}
+    fns = tuple(bind(t) for t in F.default_terms(cfg))
 
     def compute(v0, data):
-        v, data = F._update(v0, data, 0, sliding=True, corrective=True)
+        v, data = F._relinearize(v0, data, 0, fns=fns)
         v = jax.tree_util.tree_map(lambda a, n: a + 0.05 * n, v, noise)
         z, unravel = jax.flatten_util.ravel_pytree(v)
         out = {}
@@ -246,7 +248,7 @@ def test_term_jacobians_match_jacfwd_and_finite_differences(tiny_model):
 
     with jax.enable_x64(True):
         per_face, v0, _ = F._face_inputs(m, problem, cfg, lm2d, (480, 640), None, None)
-        data = F._to_f64(F.FitData(**per_face, **F._shared_data(problem, cfg, m.num_expressions)))
+        data = F._to_f64(F.FitData(**per_face, **F._shared_data(problem, cfg, m.num_expressions), term_data={}, term_constants={}))
         v0 = jax.tree_util.tree_map(lambda a: jnp.asarray(a) + 0.05 * rng.standard_normal(np.shape(a)), F._to_f64(v0))
         noise = jax.tree_util.tree_map(lambda a: jnp.asarray(rng.standard_normal(np.shape(a))), v0)
         z, out, fd = jax.jit(compute)(v0, data)

@@ -358,7 +358,15 @@ class CorrectiveTerm:
 
     ``normal_equations`` gives the exact blocks in closed form: with ``C = G^{-1}`` and
     ``Z_c = S Y_c``: H_oo = C (x) I_3, H_o,beta = C Z_c, H_beta,beta = sum_c Z_c^T C Z_c + R_Q^T R_Q.
+
+    Brings the unknown ``offsets`` (deltaP at the landmark samples) into the problem and needs the
+    per-topology condensation ``data.corrective`` (``per_topology``).  Its re-linearisation runs in
+    two phases around the other terms' (:meth:`recover`, then e.g. the sliding contour, then
+    :meth:`recondense`).
     """
+
+    unknowns = ("offsets",)
+    per_topology = ("corrective",)
 
     def __call__(self, v, data):
         return condensed_residual(
@@ -391,6 +399,16 @@ class CorrectiveTerm:
             (("offsets",), ("beta",), h_ob),
             (("offsets",), ("offsets",), h_oo),
         ]
+
+    def recover(self, v, data, it):
+        """First re-linearisation phase: the eliminated field at the handles into ``data.delta_h``."""
+        return v, dataclasses.replace(data, delta_h=self.handle_offsets(v, data))
+
+    def recondense(self, v, data, it):
+        """Last phase: eliminate again at the (possibly moved) samples: new offsets, Gram factor,
+        and ``beta^{t-1}`` (eq. 2) = the current beta."""
+        offsets, chol = self.resample(data.delta_h, data.sample_idx, data.sample_w, data.corrective)
+        return dataclasses.replace(v, offsets=offsets), dataclasses.replace(data, gram_chol=chol, beta_prev=v.beta)
 
     @staticmethod
     def handle_offsets(v, data):

@@ -318,7 +318,18 @@ class LandmarkTerm:
     Also supplies its Gauss-Newton block in closed structure (``normal_equations``): each landmark
     residual depends on its own 3 offsets only, so ``J^T J`` is dense in the ~160 global unknowns
     and block-diagonal in the 204 offsets (checked against ``jax.jacfwd`` in the tests).
+
+    Attributes:
+      sliding: re-choose the 17 jaw samples on the silhouette before every iteration
+        (:meth:`relinearize`, :func:`slide_contour`).
+      hysteresis: the sliding's hysteresis in percent of the eye distance.
+      unknowns: the fit's variables this term brings into the problem (the pose, focal scale,
+        expression and identity; the fitting's configuration may still fix some).
     """
+
+    sliding: bool = True
+    hysteresis: float = 0.0
+    unknowns = GLOBAL_LEAVES
 
     def __call__(self, v, data):
         return landmark_residual(
@@ -371,6 +382,15 @@ class LandmarkTerm:
             (GLOBAL_LEAVES, ("offsets",), h_go),
             (("offsets",), ("offsets",), h_oo),
         ]
+
+
+    def relinearize(self, v, data, it):
+        """Re-linearisation hook (second phase): slide the jaw samples onto the silhouette of the
+        current shape, corrective field ``data.delta_h`` included.  Returns ``(v, data)``."""
+        if not self.sliding:
+            return v, data
+        idx, w, sel = slide_contour(v, data, data.delta_h, it, self.hysteresis)
+        return v, dataclasses.replace(data, sample_idx=idx, sample_w=w, contour=sel)
 
 
 def slide_contour(v, data, delta_h, it, hysteresis: float = 0.0):

@@ -12,9 +12,12 @@ model's mean head; the identity coefficients alpha (N(0, 1), our extension) are 
 
 Energy (eq. 4):  ``E = sum_k weight_k ||r_k||^2`` over a tuple of :class:`Term` s; the defaults
 (:func:`default_terms`) are E_l (eq. 1), omega_c E_c (eq. 2) and omega_r E_r (eq. 3, split into its
-parts, plus the identity prior).  A term is a plain function ``fn(v: FitVariables, data: FitData)
--> (R,) residual``; add, drop or re-weight terms by passing ``terms=`` to :func:`fit` - the solver
-is untouched (see ``experiments/custom_energy_term.py``).
+parts, plus the identity prior).  A term declares what it needs (:mod:`~digitaltwin_jax.fitting.terms`):
+its residual ``fn(v: FitVariables, data: FitData[, own: TermInputs]) -> (R,)``, its own per-face
+data (batched by :func:`fit_batch`) and constants, the unknowns it brings in (so dropping the
+``"corrective"`` term removes deltaP from the problem), optional closed-form normal-equation blocks
+and re-linearisation hooks.  Add, drop or re-weight terms by passing ``terms=`` to :func:`fit` - the
+package is untouched (``experiments/landmark3d_term.py``, ``symmetry_prior.py``, ``drop_term.py``).
 
 Structure.  The corrective field deltaP (``3 V`` unknowns) enters the landmark term only at the
 68 sampled landmark points and E_c only through a constant sparse Laplacian, so it is eliminated
@@ -35,7 +38,7 @@ from digitaltwin_jax.fitting.api import fit, fit_batch
 from digitaltwin_jax.fitting.config import FitConfig
 from digitaltwin_jax.fitting.init import initial_pose
 from digitaltwin_jax.fitting.problem import _PROBLEM_CACHE, FitProblem, _face_inputs, _shared_data, prepare
-from digitaltwin_jax.fitting.solve import _to_f64, _update
+from digitaltwin_jax.fitting.solve import _relinearize, _to_f64, free_variables
 from digitaltwin_jax.fitting.terms import (
     Term,
     corrective_term,
@@ -49,7 +52,7 @@ from digitaltwin_jax.fitting.terms import (
     quaternion_gauge_term,
     rotation_prior_term,
 )
-from digitaltwin_jax.fitting.variables import FitData, FitParams, FitResult, FitVariables
+from digitaltwin_jax.fitting.variables import FitData, FitParams, FitResult, FitVariables, TermInputs
 
 __all__ = [
     "FitConfig",
@@ -59,7 +62,9 @@ __all__ = [
     "FitResult",
     "FitProblem",
     "Term",
+    "TermInputs",
     "default_terms",
+    "free_variables",
     "landmark_points",
     "landmark_pixels",
     "prepare",

@@ -12,8 +12,9 @@ import numpy as np
 
 from digitaltwin_jax.fitting.config import FitConfig
 from digitaltwin_jax.fitting.inputs import _check_image_size, _check_landmarks
-from digitaltwin_jax.fitting.problem import FitProblem, _face_inputs, _shared_data, prepare
-from digitaltwin_jax.fitting.solve import _full_arrays, _result, _run, _statics, _terms_static, _to_f64
+from digitaltwin_jax.fitting.problem import FitProblem, _face_inputs, _shared_data, _term_inputs, prepare
+from digitaltwin_jax.fitting.solve import _full_arrays, _result, _run, _statics, _terms_static, _to_f64, uses_corrective
+from digitaltwin_jax.fitting.terms import Term
 from digitaltwin_jax.fitting.variables import FitData, FitResult
 from digitaltwin_jax.model.head_model import HeadModel
 
@@ -40,7 +41,9 @@ def fit(
       image_size: ``(h, w)`` pixels.
       shape: optional ``(V, 3)`` regressed neutral shape P (mm, head frame); default the mean head.
       config: :class:`FitConfig` (the paper's weights by default).
-      terms: optional tuple of :class:`Term` replacing :func:`default_terms` ``(config)``.
+      terms: optional tuple of :class:`Term` replacing :func:`default_terms` ``(config)``; a term's
+        ``data`` is this face's (no batch axis).  The free variables follow from the terms (e.g.
+        without the ``"corrective"`` term deltaP stays 0) and the configuration.
       landmark_weights: optional ``(68,)`` non-negative per-landmark weights (times ``jaw_weight``).
       problem: optional :func:`prepare` output for this model and config.
 
@@ -58,6 +61,12 @@ def fit(
             raise ValueError("landmark_weights must be (68,) finite and >= 0")
         lw = lw[None]
     shapes = None if shape is None else np.asarray(shape)[None]
+    if terms is not None:  # a term's per-face data gets the batch axis of one
+        terms = tuple(
+            dataclasses.replace(t, data=jax.tree_util.tree_map(lambda a: np.asarray(a)[None], t.data))
+            if isinstance(t, Term) and t.data is not None else t
+            for t in terms
+        )
     res = fit_batch(
         model, lm[None], image_size, shapes, config, terms=terms, landmark_weights=lw, problem=problem
     )
@@ -91,13 +100,18 @@ def fit_batch(
     Args:
       landmarks_2d: ``(B, 68, 2)``; image_size: ``(h, w)`` shared by all faces;
       shapes: optional ``(B, V, 3)`` regressed shapes; landmark_weights: optional ``(68,)`` or ``(B, 68)``.
+      terms: as :func:`fit`; every leaf of a term's ``data`` has the leading axis ``B``.  New data
+        of the same shapes (and the same term functions) reuse the compiled solve.
       Others as :func:`fit`.
 
     Returns:
       :class:`FitResult` whose arrays have a leading batch axis ``B``.
     """
     terms = _terms_static(terms, config)
-    problem = prepare(model, config) if problem is None else problem
+    corrective = uses_corrective(terms)
+    problem = prepare(model, config, corrective=corrective) if problem is None else problem
+    if corrective and problem.corrective is None:
+        raise ValueError("the corrective term needs a problem prepared with the corrective condensation: prepare(model, config, corrective=True)")
     hw = _check_image_size(image_size)
     lm = np.asarray(landmarks_2d, np.float64)
     if lm.ndim != 3 or lm.shape[1:] != (68, 2) or lm.shape[0] < 1:
@@ -106,6 +120,9 @@ def fit_batch(
     if shapes is not None and np.shape(shapes)[0] != b:
         raise ValueError(f"shapes must have shape ({b}, V, 3), got {np.shape(shapes)}")
     lw = None if landmark_weights is None else np.broadcast_to(np.asarray(landmark_weights, np.float64), (b, 68))
+    term_data, term_constants = _term_inputs(terms, b)
+    if b == 1:
+        term_data = jax.tree_util.tree_map(lambda a: np.asarray(a)[0], term_data)
     with jax.enable_x64(True):
         faces = [
             _face_inputs(model, problem, config, lm[i], hw, None if shapes is None else shapes[i], None if lw is None else lw[i])
@@ -118,9 +135,13 @@ def fit_batch(
             v0 = jax.tree_util.tree_map(lambda *a: np.stack(a), *[f[1] for f in faces])
             base = np.stack([f[2] for f in faces]) if shapes is not None else faces[0][2]
         m = problem.expression_h.shape[0]
-        data = _to_f64(FitData(**per_face, **_shared_data(problem, config, m)))
+        shared = _shared_data(problem, config, m)
+        data = _to_f64(FitData(**per_face, **shared, term_data=term_data, term_constants=term_constants))
         weights = jnp.asarray([t.weight for t in terms], jnp.float64)
-        out = _run(data, _to_f64(v0), weights, _full_arrays(problem, base), _statics(config, terms), batched=b > 1)
+        out = _run(
+            data, _to_f64(v0), weights, _full_arrays(problem, base), _statics(config, terms), batched=b > 1,
+            corrective=corrective,
+        )
         out = jax.device_get(out)
     if b == 1:
         out = {k: np.asarray(v)[None] for k, v in out.items()}

@@ -61,19 +61,22 @@ class FitProblem:
 _PROBLEM_CACHE: dict = {}
 
 
-def _problem_key(model: HeadModel, config: FitConfig):
+def _problem_key(model: HeadModel, config: FitConfig, corrective: bool):
     k = min(config.num_identity, model.num_identity) if config.fit_identity else 0
-    return (id(model), k, config.fit_corrective, config.lambda_delta, config.laplacian, config.contour_points)
+    return (id(model), k, corrective, config.lambda_delta, config.laplacian, config.contour_points)
 
 
-def prepare(model: HeadModel, config: FitConfig = FitConfig()) -> FitProblem:
+def prepare(model: HeadModel, config: FitConfig = FitConfig(), *, corrective: bool | None = None) -> FitProblem:
     """Precompute the per-topology constants (numpy float64; ~1 s at 11K vertices, less at 3K).
 
     :func:`fit` calls this itself and memoises the result per model object and the config fields it
-    depends on (``num_identity``, ``fit_identity``, ``fit_corrective``, ``lambda_delta``, ``laplacian``,
-    ``contour_points``); call it yourself to control when the cost is paid.
+    depends on (``num_identity``, ``fit_identity``, ``lambda_delta``, ``laplacian``,
+    ``contour_points``) and whether the corrective condensation is needed (``corrective``: default
+    ``config.fit_corrective``; :func:`fit` passes whether its terms include the corrective term);
+    call it yourself to control when the cost is paid.
     """
-    key = _problem_key(model, config)
+    corrective = config.fit_corrective if corrective is None else bool(corrective)
+    key = _problem_key(model, config, corrective)
     hit = _PROBLEM_CACHE.get(key)
     if hit is not None and hit[0] is model:
         return hit[1]
@@ -85,7 +88,7 @@ def prepare(model: HeadModel, config: FitConfig = FitConfig()) -> FitProblem:
     handles = np.unique(np.concatenate([fixed_idx.ravel(), lines.indices.ravel()])).astype(np.int32)
     k = key[1]
     cc = None
-    if config.fit_corrective:
+    if corrective:
         lap = corr.laplacian_matrix(model.vertices, model.faces, config.laplacian)
         cc = corr.condense_corrective(lap, model.expression_basis, handles, config.lambda_delta)
     with jax.enable_x64(True):
@@ -174,3 +177,22 @@ def _shared_data(problem: FitProblem, config: FitConfig, m: int) -> dict:
         lines_w=problem.lines_w,
         corrective=problem.corrective,
     )
+
+
+def _term_inputs(terms, batch: int | None) -> tuple[dict, dict]:
+    """``(term_data, term_constants)`` dicts of the terms' own inputs; checks that every leaf of a
+    term's per-face data has the leading batch axis ``batch`` (None: one face, no axis)."""
+    face, shared = {}, {}
+    for t in terms:
+        if t.data is not None:
+            if batch is not None:
+                for leaf in jax.tree_util.tree_leaves(t.data):
+                    if np.ndim(leaf) < 1 or np.shape(leaf)[0] != batch:
+                        raise ValueError(
+                            f"term {t.name!r}: every leaf of its per-face data needs a leading batch axis of {batch}, "
+                            f"got shape {np.shape(leaf)}"
+                        )
+            face[t.name] = t.data
+        if t.constants is not None:
+            shared[t.name] = t.constants
+    return face, shared

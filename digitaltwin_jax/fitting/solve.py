@@ -14,38 +14,33 @@ from digitaltwin_jax.energies import corrective as corr
 from digitaltwin_jax.energies import landmarks as lmk
 from digitaltwin_jax.fitting.config import FitConfig
 from digitaltwin_jax.fitting.problem import FitProblem
-from digitaltwin_jax.fitting.terms import Term, default_terms
+from digitaltwin_jax.fitting.terms import HOOK_PHASES, Term, bind, default_terms, term_per_topology, term_unknowns
 from digitaltwin_jax.fitting.variables import _PER_FACE, FitData, FitParams, FitResult, FitVariables
 from digitaltwin_jax.solvers.gauss_newton import GaussNewtonConfig, gauss_newton
 
 
-def _update(v: FitVariables, data: FitData, it, *, sliding: bool, corrective: bool, hysteresis: float = 0.0):
-    """Re-linearise between iterations: recover the eliminated field at the handles, slide the jaw
-    samples onto the silhouette, re-sample the offsets and the corrective Gram factor there."""
-    delta_h = corr.CorrectiveTerm.handle_offsets(v, data) if corrective else data.delta_h
-    idx, w = data.sample_idx, data.sample_w
-    if sliding:
-        idx, w, sel = lmk.slide_contour(v, data, delta_h, it, hysteresis)
-    if corrective:
-        offsets, chol = corr.CorrectiveTerm.resample(delta_h, idx, w, data.corrective)
-    else:
-        offsets, chol = v.offsets, data.gram_chol
-    v = dataclasses.replace(v, offsets=offsets)
-    contour = sel if sliding else data.contour
-    data = dataclasses.replace(
-        data, sample_idx=idx, sample_w=w, gram_chol=chol, contour=contour, delta_h=delta_h, beta_prev=v.beta
-    )
+def _relinearize(v: FitVariables, data: FitData, it, *, fns):
+    """Re-linearise between iterations: every term's hooks, phase by phase (:data:`HOOK_PHASES`).
+
+    With the default terms: the corrective term recovers the eliminated field at the handles, the
+    landmark term slides the jaw samples onto the silhouette, the corrective term re-samples the
+    offsets and its Gram factor there."""
+    for phase in HOOK_PHASES:
+        for fn in fns:
+            hook = fn.hook(phase)
+            if hook is not None:
+                v, data = hook(v, data, it)
     return v, data
 
 
 def _solve(data: FitData, v0: FitVariables, weights, *, fns, gn: GaussNewtonConfig, flags):
     """The Gauss-Newton solve for one face (jitted; vmapped by fit_batch)."""
-    fit_expression, fit_corrective, fit_focal, sliding, beta_lo, beta_hi, hysteresis = flags
+    free_names, beta_lo, beta_hi = flags
     inf = jnp.inf
-    free = FitVariables(beta=fit_expression, alpha=True, t=True, q=True, f_s=fit_focal, offsets=fit_corrective)
+    free = FitVariables(**{f.name: f.name in free_names for f in dataclasses.fields(FitVariables)})
     lower = FitVariables(beta=beta_lo, alpha=-inf, t=-inf, q=-inf, f_s=0.05, offsets=-inf)
     upper = FitVariables(beta=beta_hi, alpha=inf, t=inf, q=inf, f_s=20.0, offsets=inf)
-    upd = functools.partial(_update, sliding=sliding, corrective=fit_corrective, hysteresis=hysteresis)
+    upd = functools.partial(_relinearize, fns=fns)
     res = gauss_newton(fns, v0, data, weights, gn, update=upd, free=free, lower=lower, upper=upper)
     d = res.args
     last = dict(
@@ -95,10 +90,10 @@ def _outputs_batch(v, last, corrective, full, *, fit_corrective):
     return jax.vmap(fn, in_axes=(0, 0, None, (base_axis, None, None, None)))(v, last, corrective, full)
 
 
-def _run(data, v0, weights, full, statics, batched: bool):
+def _run(data, v0, weights, full, statics, batched: bool, corrective: bool):
     """The jitted solve and full-mesh outputs: one face, or (``batched``) B faces whose per-face
     fields of ``data``, ``v0`` and (when ``(B, V, 3)``) base shape ``full[0]`` carry a leading axis."""
-    fit_corrective = statics["flags"][1]
+    fit_corrective = corrective
     if batched:
         v, last, info = _solve_batch(data, v0, weights, **statics)
         out = _outputs_batch(v, last, data.corrective, full, fit_corrective=fit_corrective)
@@ -112,22 +107,43 @@ def _terms_static(terms, config):
     terms = default_terms(config) if terms is None else tuple(terms)
     if not terms:
         raise ValueError("terms must not be empty")
-    names = [t.name for t in terms]
-    if len(set(names)) != len(names):
-        raise ValueError(f"term names must be unique, got {names}")
     for t in terms:
         if not isinstance(t, Term) or not callable(t.fn) or not np.isfinite(t.weight) or t.weight < 0:
             raise TypeError(f"every term must be a Term with a callable fn and a weight >= 0, got {t!r}")
+    names = [t.name for t in terms]
+    if len(set(names)) != len(names):
+        raise ValueError(f"term names must be unique, got {names}")
+    leaves = {f.name for f in dataclasses.fields(FitVariables)}
+    for t in terms:
+        unknown = set(term_unknowns(t)) - leaves
+        if unknown:
+            raise ValueError(f"term {t.name!r} declares unknowns {sorted(unknown)}; the fit's variables are {sorted(leaves)}")
+    if not config.fit_corrective and uses_corrective(terms):
+        raise ValueError(
+            "FitConfig(fit_corrective=False) contradicts the 'corrective' term in terms=; drop the term "
+            "instead (fit_corrective is deprecated: it only leaves the term out of default_terms)"
+        )
     return terms
+
+
+def uses_corrective(terms) -> bool:
+    """Whether a term needs the corrective condensation (and so deltaP is recovered at the end)."""
+    return any("corrective" in term_per_topology(t) for t in terms)
+
+
+def free_variables(terms, config: FitConfig) -> tuple[str, ...]:
+    """The free :class:`FitVariables` leaves: those an active term declares (``unknowns``), less
+    the ones the configuration fixes (``fit_expression``, ``fit_focal``; alpha has size 0 unless
+    ``fit_identity``)."""
+    declared = set().union(*(term_unknowns(t) for t in terms))
+    fixed = {n for n, on in (("beta", config.fit_expression), ("f_s", config.fit_focal)) if not on}
+    return tuple(f.name for f in dataclasses.fields(FitVariables) if f.name in declared - fixed)
 
 
 def _statics(config: FitConfig, terms):
     gn = GaussNewtonConfig(num_iterations=config.num_iterations, damping=config.damping)
-    flags = (
-        config.fit_expression, config.fit_corrective, config.fit_focal, config.sliding_contour,
-        float(config.beta_bounds[0]), float(config.beta_bounds[1]), float(config.contour_hysteresis),
-    )
-    return dict(fns=tuple(t.fn for t in terms), gn=gn, flags=flags)
+    flags = (free_variables(terms, config), float(config.beta_bounds[0]), float(config.beta_bounds[1]))
+    return dict(fns=tuple(bind(t) for t in terms), gn=gn, flags=flags)
 
 
 def _full_arrays(problem: FitProblem, base):

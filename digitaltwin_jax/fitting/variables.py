@@ -8,7 +8,7 @@ from typing import Any
 import jax
 import numpy as np
 
-__all__ = ["FitVariables", "FitData", "FitParams", "FitResult"]
+__all__ = ["FitVariables", "FitData", "TermInputs", "FitParams", "FitResult"]
 
 
 def _dataclass_pytree(data_fields, meta_fields=()):
@@ -42,7 +42,7 @@ class FitVariables:
     [
         "landmarks", "mask", "frames", "scale", "focal", "principal", "q0", "beta_prev", "sample_idx",
         "sample_w", "gram_chol", "contour", "delta_h", "base_h", "identity_h", "expression_h", "expression_sigma",
-        "lines_idx", "lines_w", "corrective",
+        "lines_idx", "lines_w", "corrective", "term_data", "term_constants",
     ]
 )
 class FitData:
@@ -61,6 +61,9 @@ class FitData:
     Per topology: identity_h ``(K, H, 3)``, expression_h ``(M, H, 3)``, expression_sigma ``(M,)``,
     lines_idx / lines_w ``(17, C, 3)`` sliding-contour candidates (handle-local), corrective the
     :class:`~digitaltwin_jax.energies.corrective.CondensedCorrective`.
+    Terms' own inputs: term_data ``{term name: per-face pytree}`` (batched by fit_batch) and
+    term_constants ``{term name: pytree}`` (shared by the batch); a term reads them as
+    :class:`TermInputs` (see :class:`~digitaltwin_jax.fitting.terms.Term`).
     """
 
     landmarks: Any
@@ -83,12 +86,24 @@ class FitData:
     lines_idx: Any
     lines_w: Any
     corrective: Any
+    term_data: Any
+    term_constants: Any
 
 
 _PER_FACE = (
     "landmarks", "mask", "frames", "scale", "focal", "principal", "q0", "beta_prev", "sample_idx", "sample_w", "gram_chol",
-    "contour", "delta_h", "base_h",
+    "contour", "delta_h", "base_h", "term_data",
 )
+
+
+@_dataclass_pytree(["face", "shared"])
+class TermInputs:
+    """A term's own inputs, the third argument of its function: ``face`` the per-face pytree
+    (``Term.data``, one face's slice inside fit_batch) and ``shared`` the per-batch pytree
+    (``Term.constants``); either may be None."""
+
+    face: Any
+    shared: Any
 
 
 

@@ -1,0 +1,17 @@
+"""Load a script of ``experiments/`` as a module (the folder is not a package)."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load(name: str):
+    if str(ROOT) not in sys.path:  # scripts import each other as ``experiments.<name>``
+        sys.path.insert(0, str(ROOT))
+    spec = importlib.util.spec_from_file_location(f"experiments.{name}", ROOT / "experiments" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
