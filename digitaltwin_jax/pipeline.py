@@ -68,6 +68,7 @@ class Avatar:
       landmarks_2d: ``(68, 2)`` detected landmarks (px); landmarks_3d ``(68, 3)`` fitted (head frame, mm);
       landmark_errors_px: ``(68,)`` reprojection errors.
       image_size: ``(h, w)``; timings: seconds per stage; info: extra report fields.
+      eyes: :class:`~digitaltwin_jax.texture.eyes.Eyes` (eyeball meshes, head frame, and their map) or None.
     """
 
     vertices: np.ndarray
@@ -89,6 +90,7 @@ class Avatar:
     image_size: tuple
     timings: dict
     info: dict
+    eyes: object | None = None
 
     @property
     def landmark_rmse_px(self) -> float:
@@ -114,6 +116,7 @@ class Stages:
       fit: ``(model, landmarks_2d, image_size, shape) -> FitResult``.
       texture: ``(image, face, fit_result, model, embedding, size, seed) -> (texture (S,S,3) uint8,
         confidence (S,S) float, info dict)``.
+      eyes: ``(image, face, model, neutral_vertices, rotation, translation) -> Eyes`` or None (no eyeballs).
     """
 
     detect: Callable
@@ -121,6 +124,7 @@ class Stages:
     shape: Callable
     fit: Callable
     texture: Callable
+    eyes: Callable | None = None
 
 
 SHAPE_SOURCES = ("auto", "template", "fit", "regressor", "guarded")
@@ -174,6 +178,12 @@ def _default_texture(image, face, fit_result, model, embedding, size, seed):
     return tex8, res.confidence, {"bank_index": int(res.bank_index), "bank_rule": res.bank_rule}
 
 
+def _default_eyes(image, face, model, neutral_vertices, rotation, translation):
+    from digitaltwin_jax.texture.eyes import build_eyes
+
+    return build_eyes(image, face.landmarks, neutral_vertices, model, rotation=rotation, translation=translation)
+
+
 def _shape_source(name: str, warnings: list | None = None):
     """The shape stage for ``name``; a source that cannot be loaded under ``auto`` falls back to the
     template with a warning appended to ``warnings`` (never silently)."""
@@ -208,7 +218,8 @@ def default_stages(config: AvatarConfig = AvatarConfig(), warnings: list | None 
     from digitaltwin_jax import frontend
 
     return Stages(detect=frontend.detect_faces, embed=frontend.identity_embedding,
-                  shape=_shape_source(config.shape_source, warnings), fit=_default_fit, texture=_default_texture)
+                  shape=_shape_source(config.shape_source, warnings), fit=_default_fit, texture=_default_texture,
+                  eyes=_default_eyes)
 
 
 def reconstruct(image, *, config: AvatarConfig = AvatarConfig(), stages: Stages | None = None,
@@ -294,13 +305,25 @@ def reconstruct(image, *, config: AvatarConfig = AvatarConfig(), stages: Stages 
     idx, w = np.asarray(res.landmark_indices), np.asarray(res.landmark_weights, dtype=np.float32)
     lm3d = np.einsum("lk,lkc->lc", w, verts[idx])
     errors = np.asarray(res.reprojection_errors, dtype=np.float32)
+    rotation = np.asarray(quaternion_to_matrix(np.asarray(res.params.q, dtype=np.float64)), dtype=np.float64)
+    eyes, eye_info = None, None
+    if stages.eyes is not None:
+        t = time.perf_counter()
+        eyes = stages.eyes(image, face, model, neutral, rotation, np.asarray(res.params.t, dtype=np.float64))
+        timings["eyes"] = time.perf_counter() - t
+        col = getattr(eyes, "colours", None)
+        if col is not None:
+            eye_info = {"iris_rgb": [round(float(c), 4) for c in col.iris],
+                        "sclera_rgb": [round(float(c), 4) for c in col.sclera],
+                        "sampled_from_photo": bool(col.sampled), "eye_pixels": int(col.pixels)}
+            if col.warning:
+                warnings.append(col.warning)
     return Avatar(
         vertices=verts, neutral_vertices=neutral.astype(np.float32), faces=np.asarray(model.faces),
         uvs=np.asarray(model.uvs), uv_faces=np.asarray(model.uv_faces),
         expression_names=tuple(model.expression_names), expression_weights=beta, expression_basis=basis,
         texture=np.asarray(texture), texture_confidence=np.asarray(confidence, dtype=np.float32),
-        K=np.asarray(res.intrinsics, dtype=np.float64),
-        rotation=np.asarray(quaternion_to_matrix(np.asarray(res.params.q, dtype=np.float64)), dtype=np.float64),
+        K=np.asarray(res.intrinsics, dtype=np.float64), rotation=rotation,
         translation=np.asarray(res.params.t, dtype=np.float64),
         landmarks_2d=np.asarray(face.landmarks, dtype=np.float32), landmarks_3d=lm3d, landmark_errors_px=errors,
         image_size=tuple(int(s) for s in image.shape[:2]), timings=timings,
@@ -314,7 +337,8 @@ def reconstruct(image, *, config: AvatarConfig = AvatarConfig(), stages: Stages 
               "energy_terms": {k: float(v) for k, v in res.energy_terms.items()},
               "focal_scale": float(np.asarray(res.params.f_s)),
               "identity_coeffs": np.asarray(res.params.alpha, dtype=float).tolist(),
-              "texture": tex_info},
+              "texture": tex_info, **({"eyes": eye_info} if eye_info is not None else {})},
+        eyes=eyes,
     )
 
 
@@ -350,8 +374,12 @@ def preview_image(avatar: Avatar, photo: np.ndarray, size: int = 512) -> np.ndar
         return panel
 
     tex = avatar.texture.astype(np.float32) / 255.0
-    views = render_previews(avatar.vertices, avatar.faces, (size, size), uvs=avatar.uvs,
-                            uv_faces=avatar.uv_faces, texture=tex)
+    verts, faces, uvs, uv_faces = avatar.vertices, avatar.faces, avatar.uvs, avatar.uv_faces
+    if avatar.eyes is not None:  # one mesh, one atlas: the head's map with the eye map beside it
+        from digitaltwin_jax.texture.eyes import preview_mesh
+
+        verts, faces, uvs, uv_faces, tex = preview_mesh(verts, faces, uvs, uv_faces, tex, avatar.eyes)
+    views = render_previews(verts, faces, (size, size), uvs=uvs, uv_faces=uv_faces, texture=tex)
     h, w = avatar.image_size
     photo_f = photo.astype(np.float32) / 255.0
     overlay, mask = render_mesh(avatar.vertices_camera, avatar.faces, avatar.K, (h, w), background=photo_f)
@@ -466,11 +494,20 @@ def write_avatar(avatar: Avatar, outdir, *, photo: np.ndarray | None = None, pho
         t = time.perf_counter()
         tex_png = _png_bytes(avatar.texture)
         (tmp / "diffuse.png").write_bytes(tex_png)
+        parts = ()
+        if avatar.eyes is not None:
+            from digitaltwin_jax.io.parts import MeshPart
+
+            eye_png = _png_bytes(avatar.eyes.texture)
+            (tmp / "eyes.png").write_bytes(eye_png)
+            parts = (MeshPart("eyes", avatar.eyes.vertices, avatar.eyes.faces, avatar.eyes.uvs, avatar.eyes.uv_faces,
+                              texture_name="eyes.png", texture_png=eye_png, roughness=0.2),)
         write_obj(tmp / "head.obj", avatar.vertices, avatar.faces, avatar.uvs, avatar.uv_faces,
-                  mtl_name="head.mtl", texture_name="diffuse.png")
+                  mtl_name="head.mtl", texture_name="diffuse.png", parts=parts)
         write_glb(tmp / "head.glb", avatar.neutral_vertices, avatar.faces, avatar.uvs, avatar.uv_faces,
                   texture_png=tex_png, morph_targets=avatar.expression_basis,
-                  morph_names=list(avatar.expression_names), morph_weights=avatar.expression_weights, scale=1e-3)
+                  morph_names=list(avatar.expression_names), morph_weights=avatar.expression_weights, scale=1e-3,
+                  parts=parts)
         avatar.timings["write_meshes"] = time.perf_counter() - t
         if photo is not None:
             t = time.perf_counter()

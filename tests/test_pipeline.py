@@ -23,7 +23,7 @@ def outdir(tmp_path_factory):
 
 def test_outputs_exist_and_load(outdir):
     names = sorted(p.name for p in outdir.iterdir())
-    assert names == ["diffuse.png", "head.glb", "head.mtl", "head.obj", "preview.png", "report.json"]
+    assert names == ["diffuse.png", "eyes.png", "head.glb", "head.mtl", "head.obj", "preview.png", "report.json"]
     tex = read_image(outdir / "diffuse.png")
     assert tex.shape == (TEX, TEX, 3)
     obj = read_obj(outdir / "head.obj")
@@ -31,10 +31,15 @@ def test_outputs_exist_and_load(outdir):
     from digitaltwin_jax import load_head_model
 
     model = load_head_model("low")
-    assert obj.vertices.shape == model.vertices.shape
-    np.testing.assert_array_equal(faces, model.faces)
+    # the head first, then the eyeballs (their own object and material)
+    V, F = model.vertices.shape[0], model.faces.shape[0]
+    assert obj.vertices.shape[0] > V and obj.vertices.shape[1] == 3
+    np.testing.assert_array_equal(faces[:F], model.faces)
+    assert faces[F:].min() >= V
     assert np.all(np.isfinite(obj.vertices))
-    assert "map_Kd diffuse.png" in (outdir / "head.mtl").read_text()
+    mtl = (outdir / "head.mtl").read_text()
+    assert "map_Kd diffuse.png" in mtl and "newmtl eyes" in mtl and "map_Kd eyes.png" in mtl
+    assert read_image(outdir / "eyes.png").shape[2] == 3
     glb = read_glb(outdir / "head.glb")
     assert glb["morph_names"] == list(model.expression_names)
     assert glb["morph_targets"].shape[0] == model.num_expressions
@@ -49,6 +54,8 @@ def test_outputs_exist_and_load(outdir):
     v_of = np.zeros(len(glb["positions"]), dtype=int)
     v_of[split.ravel()] = model.faces.ravel()
     np.testing.assert_allclose(posed * 1e3, obj.vertices[v_of], atol=0.05)
+    assert [m["name"] for m in glb["json"]["meshes"]] == ["head", "eyes"]
+    assert [m["name"] for m in glb["json"]["materials"]] == ["skin", "eyes"]
     preview = read_image(outdir / "preview.png")
     assert preview.shape == (128, 5 * 128, 3)
 
@@ -66,7 +73,10 @@ def test_report_contents(outdir):
     assert r["landmark_reprojection_rmse_px"] < 3.5
     # the head is head-sized: outer eye corners 80-110 mm apart in the fitted head frame
     assert 80.0 < np.linalg.norm(lm3d[36] - lm3d[45]) < 110.0
-    assert set(r["timings_s"]) >= {"detect", "embed", "shape", "fit", "texture"}
+    assert set(r["timings_s"]) >= {"detect", "embed", "shape", "fit", "texture", "eyes"}
+    assert r["eyes"]["sampled_from_photo"] and r["eyes"]["eye_pixels"] > 50
+    iris, sclera = np.asarray(r["eyes"]["iris_rgb"]), np.asarray(r["eyes"]["sclera_rgb"])
+    assert iris.mean() < sclera.mean()  # the iris is darker than the white of the eye
     assert r["camera"]["K"][2] == [0.0, 0.0, 1.0]
     assert all(0.0 <= v <= 1.0 for v in r["expression_weights"].values())
     assert r["versions"]["digitaltwin_jax"]
@@ -95,7 +105,7 @@ def test_same_photo_and_seed_give_byte_identical_files(outdir, tmp_path):
     # a second reconstruction with the fixture's configuration (compiled already: ~1 s)
     again = tmp_path / "again"
     reconstruct_file(EXAMPLE, again, config=AvatarConfig(texture_size=TEX, shape_source="fit", preview_size=128))
-    for name in ("head.obj", "head.mtl", "diffuse.png", "head.glb", "preview.png"):
+    for name in ("head.obj", "head.mtl", "diffuse.png", "eyes.png", "head.glb", "preview.png"):
         assert (again / name).read_bytes() == (outdir / name).read_bytes(), name
 
 

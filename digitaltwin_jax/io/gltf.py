@@ -19,6 +19,7 @@ import struct
 import numpy as np
 
 from digitaltwin_jax.io.atomic import atomic_write_bytes
+from digitaltwin_jax.io.parts import MeshPart, check_part
 from digitaltwin_jax.render.shading import vertex_normals
 
 __all__ = ["write_glb", "read_glb", "split_seams"]
@@ -47,7 +48,7 @@ def split_seams(faces, uv_faces):
 
 def write_glb(path, vertices, faces, uvs=None, uv_faces=None, *, texture_png: bytes | None = None,
               morph_targets=None, morph_names=None, morph_weights=None, scale: float = 1.0,
-              name: str = "head") -> None:
+              name: str = "head", parts: tuple[MeshPart, ...] = ()) -> None:
     """Write a binary glTF 2.0 file atomically.
 
     Args:
@@ -59,6 +60,8 @@ def write_glb(path, vertices, faces, uvs=None, uv_faces=None, *, texture_png: by
       morph_targets: ``(M, V, 3)`` float position deltas, optional.
       morph_names: ``M`` names; morph_weights: ``(M,)`` default weights.
       scale: multiply positions and deltas (e.g. ``1e-3`` for mm -> m).
+      parts: extra meshes (:class:`~digitaltwin_jax.io.parts.MeshPart`, e.g. the eyeballs), each its own
+        node, mesh and material (with its ``texture_png``), no morph targets; same frame and ``scale``.
     """
     v = np.asarray(vertices, dtype=np.float64)
     f = np.asarray(faces, dtype=np.int64)
@@ -141,22 +144,43 @@ def write_glb(path, vertices, faces, uvs=None, uv_faces=None, *, texture_png: by
         ]
         mesh["weights"] = [float(w) for w in weights]
         mesh["extras"] = {"targetNames": names}
-    if texture_png is not None:
-        if not texture_png.startswith(b"\x89PNG"):
+    def add_material(png: bytes, mat_name: str, roughness: float) -> int:
+        if not png.startswith(b"\x89PNG"):
             raise ValueError("texture_png must be PNG bytes")
         while blob.tell() % 4:
             blob.write(b"\0")
         off = blob.tell()
-        blob.write(texture_png)
-        views.append({"buffer": 0, "byteOffset": off, "byteLength": len(texture_png)})
-        gltf["images"] = [{"bufferView": len(views) - 1, "mimeType": "image/png"}]
+        blob.write(png)
+        views.append({"buffer": 0, "byteOffset": off, "byteLength": len(png)})
+        images = gltf.setdefault("images", [])
+        images.append({"bufferView": len(views) - 1, "mimeType": "image/png"})
         gltf["samplers"] = [{"magFilter": 9729, "minFilter": 9987, "wrapS": 33071, "wrapT": 33071}]
-        gltf["textures"] = [{"source": 0, "sampler": 0}]
-        gltf["materials"] = [{
-            "name": "skin",
-            "pbrMetallicRoughness": {"baseColorTexture": {"index": 0}, "metallicFactor": 0.0, "roughnessFactor": 0.7},
-        }]
-        primitive["material"] = 0
+        textures = gltf.setdefault("textures", [])
+        textures.append({"source": len(images) - 1, "sampler": 0})
+        materials = gltf.setdefault("materials", [])
+        materials.append({"name": mat_name, "pbrMetallicRoughness": {
+            "baseColorTexture": {"index": len(textures) - 1}, "metallicFactor": 0.0, "roughnessFactor": roughness}})
+        return len(materials) - 1
+
+    if texture_png is not None:
+        primitive["material"] = add_material(texture_png, "skin", 0.7)
+    for part in parts:
+        pv, pf, pu, puf = check_part(part)
+        p_vert, p_uv, p_faces = split_seams(pf, puf)
+        p_tex = pu[p_uv]
+        p_nrm = vertex_normals(pv, pf)[p_vert].astype(np.float32)
+        p_nrm[np.all(p_nrm == 0, axis=1)] = (0.0, 0.0, 1.0)
+        p_attr = {"POSITION": add((pv * scale)[p_vert].astype(np.float32), _FLOAT, "VEC3", _ARRAY_BUFFER, minmax=True),
+                  "NORMAL": add(p_nrm, _FLOAT, "VEC3", _ARRAY_BUFFER),
+                  "TEXCOORD_0": add(np.stack([p_tex[:, 0], 1.0 - p_tex[:, 1]], 1).astype(np.float32), _FLOAT, "VEC2",
+                                    _ARRAY_BUFFER)}
+        p_idx = add(p_faces.astype(np.uint32).ravel(), _UINT32, "SCALAR", _ELEMENT_ARRAY_BUFFER)
+        p_prim = {"attributes": p_attr, "indices": p_idx, "mode": 4}
+        if part.texture_png is not None:
+            p_prim["material"] = add_material(part.texture_png, part.name, float(part.roughness))
+        gltf["meshes"].append({"name": part.name, "primitives": [p_prim]})
+        gltf["nodes"].append({"mesh": len(gltf["meshes"]) - 1, "name": part.name})
+        gltf["scenes"][0]["nodes"].append(len(gltf["nodes"]) - 1)
     while blob.tell() % 4:
         blob.write(b"\0")
     bin_chunk = blob.getvalue()

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from digitaltwin_jax.io.atomic import atomic_write_text
+from digitaltwin_jax.io.parts import MeshPart, check_part
 
 __all__ = ["ObjMesh", "read_obj", "write_obj", "triangulate_polygons"]
 
@@ -124,7 +125,7 @@ def triangulate_polygons(vertices, polygons, uv_polygons=None):
 
 
 def write_obj(path, vertices, faces, uvs=None, uv_faces=None, *, mtl_name: str | None = None,
-              material: str = "head", texture_name: str | None = None) -> None:
+              material: str = "head", texture_name: str | None = None, parts: tuple[MeshPart, ...] = ()) -> None:
     """Write a triangle mesh as OBJ (and an MTL beside it when ``mtl_name`` is given), atomically.
 
     Args:
@@ -136,6 +137,9 @@ def write_obj(path, vertices, faces, uvs=None, uv_faces=None, *, mtl_name: str |
       mtl_name: file name of the MTL to write next to the OBJ (e.g. ``"head.mtl"``).
       material: material name used in ``usemtl``/``newmtl``.
       texture_name: diffuse texture file name referenced by the MTL (``map_Kd``).
+      parts: extra meshes (:class:`~digitaltwin_jax.io.parts.MeshPart`, e.g. the eyeballs), each written
+        after the head as its own ``o`` object with its own material (named after the part) and
+        ``map_Kd``; they need ``mtl_name`` and the head's ``uvs``.  Their vertices follow the head's.
     """
     path = Path(path)
     vertices = np.asarray(vertices, dtype=np.float64)
@@ -169,9 +173,25 @@ def write_obj(path, vertices, faces, uvs=None, uv_faces=None, *, mtl_name: str |
         )
     else:
         lines.extend(f"f {a} {b} {c}" for a, b, c in (faces + 1).tolist())
+    if parts and (not mtl_name or uvs is None):
+        raise ValueError("mesh parts need mtl_name and the head's uvs")
+    v_off, t_off, part_mtl = len(vertices), 0 if uvs is None else len(uvs), []
+    for part in parts:
+        pv, pf, pu, puf = check_part(part)
+        lines.append(f"o {part.name}")
+        lines.extend(f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in pv)
+        lines.extend(f"vt {u:.6f} {v:.6f}" for u, v in pu)
+        lines.append(f"usemtl {part.name}")
+        f1, t1 = pf + 1 + v_off, puf + 1 + t_off
+        lines.extend(f"f {a}/{ta} {b}/{tb} {c}/{tc}" for (a, b, c), (ta, tb, tc) in zip(f1.tolist(), t1.tolist()))
+        v_off, t_off = v_off + len(pv), t_off + len(pu)
+        part_mtl += ["", f"newmtl {part.name}", "Ka 1 1 1", "Kd 1 1 1", "Ks 0 0 0", "d 1", "illum 1"]
+        if part.texture_name:
+            part_mtl.append(f"map_Kd {part.texture_name}")
     if mtl_name:
         mtl = [f"newmtl {material}", "Ka 1 1 1", "Kd 1 1 1", "Ks 0 0 0", "d 1", "illum 1"]
         if texture_name:
             mtl.append(f"map_Kd {texture_name}")
+        mtl += part_mtl
         atomic_write_text(path.parent / mtl_name, "\n".join(mtl) + "\n")
     atomic_write_text(path, "\n".join(lines) + "\n")
