@@ -32,6 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
     em = sub.add_parser("embed", help="cache identity embeddings + landmarks of a synthetic data set")
     em.add_argument("data", nargs="+", help="synthetic data set folder(s)")
     em.add_argument("--limit", type=int, default=None, help="only the first N samples of each set")
+    em.add_argument("--ray", nargs="?", const="local", default=None, metavar="local|ADDRESS",
+                    help="run the front end on Ray: 'local' or a cluster address (HOST:6379 of `ray start "
+                         "--head`; needs the 'distributed' extra; the shards on a shared file system)")
+    em.add_argument("--workers", type=int, default=None, help="with --ray: Ray workers (default: one per CPU)")
 
     tr = sub.add_parser("train", help="train a decoder")
     tr.add_argument("data", nargs="+", help="synthetic data set folder(s) (embeddings cached inside)")
@@ -80,7 +84,16 @@ def _cmd_embed(args) -> int:
     from digitaltwin_jax.regressor.data import frontend_cache
 
     for root in args.data:
-        n, found = frontend_cache(root, limit=args.limit)
+        try:
+            if args.ray is not None:
+                from digitaltwin_jax.regressor.ray_embed import embed_on_ray
+
+                n, found = embed_on_ray(root, address=args.ray, workers=args.workers, limit=args.limit)
+            else:
+                n, found = frontend_cache(root, limit=args.limit)
+        except (ImportError, RuntimeError, ValueError, FileNotFoundError) as e:
+            print(f"regressor embed: error: {e}", file=sys.stderr)
+            return 1
         print(f"{root}: {found}/{n} images with a face")
     return 0
 

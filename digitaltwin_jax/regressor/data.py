@@ -27,6 +27,7 @@ __all__ = [
     "FRONTEND_CACHE",
     "frontend_cache",
     "load_frontend_cache",
+    "run_frontend_on_shard",
     "load_synth_dataset",
     "load_eval_data",
     "head_ids",
@@ -269,9 +270,18 @@ def _default_frontend(image):
     return identity_embedding(image, face), np.asarray(face.landmarks, np.float32)
 
 
+def run_frontend_on_shard(frontend: Callable, path, positions) -> list:
+    """``[(image index, frontend(image))]`` for the rows ``positions`` of one shard file (the unit of
+    work of :func:`frontend_cache`, locally or on a worker)."""
+    with np.load(path, allow_pickle=False) as z:
+        index = z["index"].astype(np.int64)
+        images = z["images"]
+        return [(int(index[j]), frontend(images[j])) for j in positions]
+
+
 def frontend_cache(root, limit: int | None = None, frontend: Callable | None = None, save_every: int = 256,
                    progress: bool = True, *, frontend_config: dict | str | None = None,
-                   recompute: bool = False) -> tuple[int, int]:
+                   recompute: bool = False, runner: Callable | None = None) -> tuple[int, int]:
     """Run the front end on every image of a synthetic data set and cache the results (resumable).
 
     Images already in ``root/frontend_cache.npz`` are skipped; the cache is rewritten atomically
@@ -290,6 +300,10 @@ def frontend_cache(root, limit: int | None = None, frontend: Callable | None = N
         the shipped front end's detection / refinement settings and model files, or for a custom
         callable its ``module.qualname``.
       recompute: start over when the cache was made by another front-end configuration.
+      runner: compute elsewhere (e.g. :func:`digitaltwin_jax.regressor.ray_embed.ray_runner`):
+        ``runner(work, frontend, record) -> {shard path: error}`` with ``work`` a list of
+        ``(shard path, [row positions])``; it calls ``record(run_frontend_on_shard(frontend, path,
+        rows))`` as each shard's results arrive.  None: in this process.
 
     Returns:
       (images considered, images with a face).
@@ -297,6 +311,7 @@ def frontend_cache(root, limit: int | None = None, frontend: Callable | None = N
     Raises:
       ValueError: the existing cache was made by a different front-end configuration (the message
         shows both) and ``recompute`` is False.
+      RuntimeError: a runner reported failed shards (every other result is cached first).
     """
     from tqdm.auto import tqdm
 
@@ -323,34 +338,46 @@ def frontend_cache(root, limit: int | None = None, frontend: Callable | None = N
     dim = cache["embeddings"].shape[1] if len(rows) else None
     considered, new = 0, 0
     paths = _shards(root)
-    bar = tqdm(desc="front end", total=None, disable=not progress)
+    work = []  # (shard path, [row positions in the shard to compute])
     for path in paths:
         with np.load(path, allow_pickle=False) as z:
             index = z["index"].astype(np.int64)
-            keep = np.ones(index.shape, bool) if limit is None else index < limit
-            todo = [j for j in np.flatnonzero(keep) if int(index[j]) not in rows]
-            considered += int(keep.sum())
-            if not todo:
-                continue
-            images = z["images"]
-        for j in todo:
-            out = fe(images[j])
+        keep = np.ones(index.shape, bool) if limit is None else index < limit
+        todo = [int(j) for j in np.flatnonzero(keep) if int(index[j]) not in rows]
+        considered += int(keep.sum())
+        if todo:
+            work.append((str(path), todo))
+    bar = tqdm(desc="front end", total=sum(len(t) for _, t in work), disable=not progress)
+
+    def record(results):
+        nonlocal dim, new
+        for i, out in results:
             if out is None:
                 if dim is None:
                     dim = 128
-                rows[int(index[j])] = (np.full(dim, np.nan, np.float32), np.full((68, 2), np.nan, np.float32))
+                rows[int(i)] = (np.full(dim, np.nan, np.float32), np.full((68, 2), np.nan, np.float32))
             else:
                 e, lm = out
                 e = np.asarray(e, np.float32).ravel()
                 dim = e.shape[0] if dim is None else dim
-                rows[int(index[j])] = (e, np.asarray(lm, np.float32).reshape(68, 2))
+                rows[int(i)] = (e, np.asarray(lm, np.float32).reshape(68, 2))
             new += 1
             bar.update(1)
             if new % save_every == 0:
                 _save_frontend_cache(root, rows, meta)
+
+    failed = {}
+    if runner is None:
+        for path, todo in work:
+            record(run_frontend_on_shard(fe, path, todo))
+    else:
+        failed = dict(runner(work, fe, record) or {})
     bar.close()
     if new:
         _save_frontend_cache(root, rows, meta)
+    if failed:
+        raise RuntimeError(f"the front end failed on {len(failed)} shard(s) of {root} (the others are cached; "
+                           f"rerun to retry): " + "; ".join(f"{Path(k).name}: {v}" for k, v in failed.items()))
     found = sum(1 for i, (e, _) in rows.items() if np.all(np.isfinite(e)) and (limit is None or i < limit))
     return considered, found
 
