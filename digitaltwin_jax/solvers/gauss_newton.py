@@ -32,7 +32,10 @@ from jax.extend import core as jax_core
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-__all__ = ["GaussNewtonConfig", "GaussNewtonResult", "StructuredResidual", "gauss_newton", "dependent_leaves", "leaf_names"]
+__all__ = [
+    "GaussNewtonConfig", "GaussNewtonResult", "GaussNewtonState", "GaussNewton", "StructuredResidual", "gauss_newton",
+    "dependent_leaves", "leaf_names",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,76 +199,113 @@ def _add_vec(g, runs, vec):
     return g
 
 
-def gauss_newton(
-    residual_fns: Sequence[Callable[[Any, Any], jax.Array]],
-    x0,
-    args=None,
-    weights=None,
-    config: GaussNewtonConfig = GaussNewtonConfig(),
-    *,
-    update: Callable[[Any, Any, jax.Array], tuple[Any, Any]] | None = None,
-    free=None,
-    lower=None,
-    upper=None,
-) -> GaussNewtonResult:
-    """Minimise ``sum_k weights[k] ||residual_fns[k](x, args)||^2`` (see module docstring).
+@functools.partial(
+    jax.tree_util.register_dataclass,
+    data_fields=["x", "args", "weights", "free", "lower", "upper", "iteration", "energy", "energies", "step_sizes"],
+    meta_fields=[],
+)
+@dataclasses.dataclass(frozen=True)
+class GaussNewtonState:
+    """The solver's state between steps (a pytree: jit, vmap and inspect it freely).
 
-    Args:
-      residual_fns: sequence of ``(x, args) -> (R_k,)`` residual functions (one per energy term).
-      x0: initial parameters, a pytree of float arrays.
-      args: a pytree passed to the residual functions and ``update``.
-      weights: ``(len(residual_fns),)`` non-negative term weights (default all 1); may be traced.
-      config: :class:`GaussNewtonConfig`.
-      update: optional ``(x, args, iteration) -> (x, args)`` called before every iteration.
-      free: optional pytree like x0 of bools; False entries never move.
-      lower, upper: optional pytrees like x0 of bounds (use +-inf for none).
+    Attributes:
+      x: the current iterate (pytree like x0; each leaf keeps its dtype).
+      args: the current args (after the last ``update``).
+      weights: ``(T,)`` term weights.  free, lower, upper: ``(n,)`` flat mask and bounds.
+      iteration: ``() int32`` steps taken so far.
+      energy: ``()`` E at ``x`` (with the args of the last step; inf before the first step).
+      energies: ``(N + 1,)`` E at the start of every step taken (after its update), NaN for steps not
+        taken; :meth:`GaussNewton.result` adds the final energy.
+      step_sizes: ``(N,)`` the step length of every step taken (0 = no decrease found).
     """
-    fns = tuple(residual_fns)
-    if not fns:
-        raise ValueError("residual_fns must not be empty")
-    z0, unravel = ravel_pytree(x0)
-    dtype = z0.dtype
-    n = z0.shape[0]
-    w = jnp.ones((len(fns),), dtype) if weights is None else jnp.asarray(weights, dtype)
 
-    def flat(tree, fill):
-        if tree is None:
-            return jnp.full((n,), fill, dtype)
-        return ravel_pytree(jax.tree_util.tree_map(lambda a, b: jnp.broadcast_to(jnp.asarray(b, dtype), jnp.shape(a)), x0, tree))[0]
+    x: Any
+    args: Any
+    weights: jax.Array
+    free: jax.Array
+    lower: jax.Array
+    upper: jax.Array
+    iteration: jax.Array
+    energy: jax.Array
+    energies: jax.Array
+    step_sizes: jax.Array
 
-    free_z = flat(free, 1.0) > 0.5
-    lo = flat(lower, -jnp.inf)
-    hi = flat(upper, jnp.inf)
-    x_probe, a_probe = (update(x0, args, 0) if update is not None else (x0, args))
-    structured = [hasattr(fn, "normal_equations") for fn in fns]
-    plain = [k for k, st in enumerate(structured) if not st]
-    slices = _leaf_slices(x0)
-    names = leaf_names(x0)
-    # all plain terms are differentiated together, over the union of the leaves they depend on
-    dep = np.zeros(len(slices), bool)
-    for k in plain:
-        dep |= np.asarray(dependent_leaves(fns[k], x_probe, a_probe), bool)
-    plain_runs = _runs(np.flatnonzero(dep).tolist(), slices)
 
-    def group_runs(group):
-        unknown = [g for g in group if g not in names]
-        if unknown:
-            raise ValueError(f"unknown leaves {unknown} in a structured term's blocks; leaves are {names}")
-        return _runs([names.index(g) for g in group], slices)
+@dataclasses.dataclass(frozen=True)
+class GaussNewton:
+    """Damped Gauss-Newton as ``init / step / terminate / result`` (the optimistix pattern).
 
-    def term_energies(z, a):
-        x = unravel(z)
-        return jnp.stack([w[k] * jnp.sum(jnp.square(fn(x, a))) for k, fn in enumerate(fns)])
+    ``state = solver.init(x0, args, weights, free=..., lower=..., upper=...)``, then
+    ``while not solver.terminate(state): state = solver.step(state)`` - inspect every iterate, stop
+    on a rule of your own - and ``solver.result(state)``.  :func:`gauss_newton` runs the same loop
+    compiled (``lax.while_loop``).  Hashable: pass it to ``jax.jit`` as a static argument or close
+    over it (``jax.jit(solver.step)``).
 
-    def energy(z, a):
-        e = jnp.sum(term_energies(z, a))
-        return jnp.where(jnp.isfinite(e), e, jnp.inf)
+    Attributes:
+      residual_fns: tuple of ``(x, args) -> (R_k,)`` (or :class:`StructuredResidual`).
+      config: :class:`GaussNewtonConfig` (``num_iterations`` is the most steps :meth:`terminate` allows).
+      update: optional ``(x, args, iteration) -> (x, args)`` re-linearisation before every step.
+    """
 
-    def normal_equations(z, a):
+    residual_fns: tuple
+    config: GaussNewtonConfig = GaussNewtonConfig()
+    update: Callable[[Any, Any, jax.Array], tuple[Any, Any]] | None = None
+
+    def __post_init__(self):
+        if not tuple(self.residual_fns):
+            raise ValueError("residual_fns must not be empty")
+        object.__setattr__(self, "residual_fns", tuple(self.residual_fns))
+
+    def init(self, x0, args=None, weights=None, *, free=None, lower=None, upper=None) -> GaussNewtonState:
+        """The state before the first step (``free``/``lower``/``upper``: pytrees like x0)."""
+        z0, unravel = ravel_pytree(x0)
+        dtype, n = z0.dtype, z0.shape[0]
+        nf = self.config.num_iterations
+
+        def flat(tree, fill):
+            if tree is None:
+                return jnp.full((n,), fill, dtype)
+            leaves = jax.tree_util.tree_map(lambda a, b: jnp.broadcast_to(jnp.asarray(b, dtype), jnp.shape(a)), x0, tree)
+            return ravel_pytree(leaves)[0]
+
+        w = jnp.ones((len(self.residual_fns),), dtype) if weights is None else jnp.asarray(weights, dtype)
+        return GaussNewtonState(
+            x=unravel(z0), args=args, weights=w, free=flat(free, 1.0) > 0.5, lower=flat(lower, -jnp.inf), upper=flat(upper, jnp.inf),
+            iteration=jnp.zeros((), jnp.int32), energy=jnp.full((), jnp.inf, dtype),
+            energies=jnp.full((nf + 1,), jnp.nan, dtype), step_sizes=jnp.zeros((nf,), dtype),
+        )
+
+    def terminate(self, state: GaussNewtonState) -> jax.Array:
+        """``() bool``: the iteration budget (``config.num_iterations``) is spent."""
+        return state.iteration >= self.config.num_iterations
+
+    def _term_energies(self, x, a, w):
+        return jnp.stack([w[k] * jnp.sum(jnp.square(fn(x, a))) for k, fn in enumerate(self.residual_fns)])
+
+    def _normal_equations(self, x, a, w):
+        """``(H (n, n), g (n,), E)`` at ``x`` (structured blocks + jacfwd of the plain terms)."""
+        fns = self.residual_fns
+        z, unravel = ravel_pytree(x)
+        dtype, n = z.dtype, z.shape[0]
+        structured = [hasattr(fn, "normal_equations") for fn in fns]
+        plain = [k for k, st in enumerate(structured) if not st]
+        slices = _leaf_slices(x)
+        names = leaf_names(x)
+        # all plain terms are differentiated together, over the union of the leaves they depend on
+        dep = np.zeros(len(slices), bool)
+        for k in plain:
+            dep |= np.asarray(dependent_leaves(fns[k], x, a), bool)
+        plain_runs = _runs(np.flatnonzero(dep).tolist(), slices)
+
+        def group_runs(group):
+            unknown = [g for g in group if g not in names]
+            if unknown:
+                raise ValueError(f"unknown leaves {unknown} in a structured term's blocks; leaves are {names}")
+            return _runs([names.index(g) for g in group], slices)
+
         H = jnp.zeros((n, n), dtype)
         g = jnp.zeros((n,), dtype)
         e = jnp.zeros((), dtype)
-        x = unravel(z)
         for k, fn in enumerate(fns):
             if structured[k]:
                 ek, gk, blocks = fn.normal_equations(x, a)
@@ -291,47 +331,91 @@ def gauss_newton(
                 g = _add_vec(g, plain_runs, J.T @ r)
         return H, g, e
 
-    steps = jnp.asarray(config.step_sizes, dtype)
-
-    def iteration(i, state):
-        z, a, energies, taken = state
-        if update is not None:
-            x, a = update(unravel(z), a, i)
-            z = ravel_pytree(x)[0].astype(dtype)
-        H, g, e0 = normal_equations(z, a)
+    def step(self, state: GaussNewtonState) -> GaussNewtonState:
+        """One iteration: update, normal equations, masked damped Cholesky solve, backtracking."""
+        cfg = self.config
+        i = state.iteration
+        x, a = state.x, state.args
+        if self.update is not None:
+            x, a = self.update(x, a, i)
+        z, unravel = ravel_pytree(x)
+        dtype = z.dtype
+        w, lo, hi = state.weights.astype(dtype), state.lower.astype(dtype), state.upper.astype(dtype)
+        H, g, e0 = self._normal_equations(x, a, w)
         active = ((z <= lo) & (g > 0)) | ((z >= hi) & (g < 0))
-        move = free_z & ~active
+        move = state.free & ~active
         mf = move.astype(dtype)
         d = jnp.diag(H)
         scale = jnp.maximum(jnp.mean(jnp.where(move, d, 0.0)), jnp.finfo(dtype).tiny)
         H = H * mf[:, None] * mf[None, :]
-        H = H + jnp.diag(config.damping * d * mf + config.min_damping * scale + (1.0 - mf))
+        H = H + jnp.diag(cfg.damping * d * mf + cfg.min_damping * scale + (1.0 - mf))
         chol = jnp.linalg.cholesky(H)
         # two triangular solves: jax.scipy.linalg.cho_solve is ~100x slower under vmap on CPU
         y = jax.scipy.linalg.solve_triangular(chol, g * mf, lower=True)
         dz = -jax.scipy.linalg.solve_triangular(chol, y, lower=True, trans="T") * mf
+        steps = jnp.asarray(cfg.step_sizes, dtype)
         cand = jnp.clip(z[None, :] + steps[:, None] * dz[None, :], lo, hi)
-        ec = jax.vmap(energy, in_axes=(0, None))(cand, a)
+
+        def energy(zc):
+            e = jnp.sum(self._term_energies(unravel(zc), a, w))
+            return jnp.where(jnp.isfinite(e), e, jnp.inf)
+
+        ec = jax.vmap(energy)(cand)
         k = jnp.argmin(ec)
         better = ec[k] < e0
-        z = jnp.where(better, cand[k], z)
-        energies = energies.at[i].set(e0)
-        taken = taken.at[i].set(jnp.where(better, steps[k], 0.0))
-        return z, a, energies, taken
+        return dataclasses.replace(
+            state, x=unravel(jnp.where(better, cand[k], z)), args=a, iteration=i + 1,
+            energy=jnp.where(better, ec[k], e0), energies=state.energies.at[i].set(e0),
+            step_sizes=state.step_sizes.at[i].set(jnp.where(better, steps[k], 0.0)),
+        )
 
-    state = (
-        z0,
-        args,
-        jnp.zeros((config.num_iterations + 1,), dtype),
-        jnp.zeros((config.num_iterations,), dtype),
-    )
-    if config.num_iterations > 0:
-        state = jax.lax.fori_loop(0, config.num_iterations, iteration, state)
-    z, a, energies, taken = state
-    final_terms = term_energies(z, a)
-    e_final = jnp.sum(final_terms)
-    energies = energies.at[config.num_iterations].set(e_final)
-    success = jnp.isfinite(e_final) & jnp.all(jnp.isfinite(z))
-    return GaussNewtonResult(
-        x=unravel(z), args=a, energies=energies, term_energies=final_terms, step_sizes=taken, success=success
-    )
+    def result(self, state: GaussNewtonState) -> GaussNewtonResult:
+        """The :class:`GaussNewtonResult` of ``state`` (final energy at ``energies[iteration]``)."""
+        final_terms = self._term_energies(state.x, state.args, state.weights)
+        e_final = jnp.sum(final_terms)
+        z = ravel_pytree(state.x)[0]
+        success = jnp.isfinite(e_final) & jnp.all(jnp.isfinite(z))
+        return GaussNewtonResult(
+            x=state.x, args=state.args, energies=state.energies.at[state.iteration].set(e_final),
+            term_energies=final_terms, step_sizes=state.step_sizes, success=success,
+        )
+
+
+def gauss_newton(
+    residual_fns: Sequence[Callable[[Any, Any], jax.Array]],
+    x0,
+    args=None,
+    weights=None,
+    config: GaussNewtonConfig = GaussNewtonConfig(),
+    *,
+    update: Callable[[Any, Any, jax.Array], tuple[Any, Any]] | None = None,
+    free=None,
+    lower=None,
+    upper=None,
+    stop: Callable[[GaussNewtonState], jax.Array] | None = None,
+) -> GaussNewtonResult:
+    """Minimise ``sum_k weights[k] ||residual_fns[k](x, args)||^2`` (see module docstring): the
+    :class:`GaussNewton` loop compiled with ``lax.while_loop``.
+
+    Args:
+      residual_fns: sequence of ``(x, args) -> (R_k,)`` residual functions (one per energy term).
+      x0: initial parameters, a pytree of float arrays.
+      args: a pytree passed to the residual functions and ``update``.
+      weights: ``(len(residual_fns),)`` non-negative term weights (default all 1); may be traced.
+      config: :class:`GaussNewtonConfig`.
+      update: optional ``(x, args, iteration) -> (x, args)`` called before every iteration.
+      free: optional pytree like x0 of bools; False entries never move.
+      lower, upper: optional pytrees like x0 of bounds (use +-inf for none).
+      stop: optional ``(GaussNewtonState) -> () bool``, checked before every step: a stopping rule
+        of your own on top of the iteration budget.  Under ``vmap`` a per-item rule makes the loop
+        run until every item stops (stopped items are not changed).
+    """
+    solver = GaussNewton(tuple(residual_fns), config, update)
+    state = solver.init(x0, args, weights, free=free, lower=lower, upper=upper)
+
+    def cont(s):
+        done = solver.terminate(s)
+        return ~(done | stop(s)) if stop is not None else ~done
+
+    state = jax.lax.while_loop(cont, solver.step, state)
+    return solver.result(state)

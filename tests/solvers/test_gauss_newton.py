@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.optimize import least_squares
 
-from digitaltwin_jax.solvers.gauss_newton import GaussNewtonConfig, dependent_leaves, gauss_newton, leaf_names
+from digitaltwin_jax.solvers.gauss_newton import GaussNewton, GaussNewtonConfig, dependent_leaves, gauss_newton, leaf_names
 
 X = np.linspace(0.0, 2.0, 25)
 
@@ -130,3 +130,68 @@ def test_config_validation():
     with pytest.raises(ValueError):
         gauss_newton([], P0)
     assert dataclasses.is_dataclass(GaussNewtonConfig())
+
+
+# ------------------------------------------------------------- init / step / terminate protocol
+
+
+def _numpy_lm_step(z, y, w_prior, mu, eps_rel):
+    """One damped Gauss-Newton step in plain numpy (central-difference Jacobian), full step."""
+
+    def r(z):
+        return np.r_[z[0] * np.exp(z[1] * X) + z[2] * np.sin(3.0 * X) - y, np.sqrt(w_prior) * (z[2] - 0.1)]
+
+    J = np.stack([(r(z + h) - r(z - h)) / 2e-7 for h in np.eye(3) * 1e-7], axis=1)
+    H, g = J.T @ J, J.T @ r(z)
+    H = H + np.diag(mu * np.diag(H)) + eps_rel * np.mean(np.diag(H)) * np.eye(3)
+    return z - np.linalg.solve(H, g), np.sum(r(z) ** 2)
+
+
+def test_manual_steps_equal_the_compiled_solve_and_a_numpy_step():
+    y = _data(noise=0.05)
+    cfg = GaussNewtonConfig(num_iterations=6)
+    with jax.enable_x64(True):
+        solver = GaussNewton((_fit_term, _prior_term), cfg)
+        state = solver.init(P0, jnp.asarray(y), jnp.asarray([1.0, 0.5]))
+        step = jax.jit(solver.step)
+        iterates = []
+        while not bool(solver.terminate(state)):
+            state = step(state)
+            iterates.append(np.array([state.x["a"], state.x["b"], state.x["c"][0]]))
+        manual = solver.result(state)
+        compiled = jax.jit(lambda y: gauss_newton([_fit_term, _prior_term], P0, y, jnp.asarray([1.0, 0.5]), cfg))(jnp.asarray(y))
+    assert len(iterates) == 6 and int(state.iteration) == 6
+    for k in ("a", "b", "c"):
+        np.testing.assert_allclose(np.asarray(manual.x[k]), np.asarray(compiled.x[k]), rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(manual.energies), np.asarray(compiled.energies), rtol=1e-12)
+    # the first iterate is the numpy damped Gauss-Newton step from P0 (a full step is taken)
+    z1, e0 = _numpy_lm_step(np.array([1.0, -0.3, 0.0]), y, 0.5, cfg.damping, cfg.min_damping)
+    np.testing.assert_allclose(iterates[0], z1, rtol=1e-6)
+    assert float(manual.energies[0]) == pytest.approx(e0, rel=1e-10)
+    assert float(manual.step_sizes[0]) == 1.0
+
+
+def test_custom_stopping_rule_stops_early():
+    """Stop when an iteration lowers E by less than 1e-6 relative: fewer than the 50 allowed
+    iterations, the same point as stepping by hand with the same rule, energies NaN after the stop."""
+    y = jnp.asarray(_data(noise=0.05))
+    cfg = GaussNewtonConfig(num_iterations=50)
+
+    def converged(state):
+        i = state.iteration
+        prev = state.energies[jnp.maximum(i - 1, 0)]
+        return (i > 0) & (prev - state.energy <= 1e-6 * prev)
+
+    with jax.enable_x64(True):
+        res = jax.jit(lambda y: gauss_newton([_fit_term, _prior_term], P0, y, None, cfg, stop=converged))(y)
+        solver = GaussNewton((_fit_term, _prior_term), cfg)
+        state = solver.init(P0, y)
+        n = 0
+        while not (bool(solver.terminate(state)) or bool(converged(state))):
+            state = solver.step(state)
+            n += 1
+    e = np.asarray(res.energies)
+    assert 2 <= n < 50
+    assert np.all(np.isfinite(e[: n + 1])) and np.all(np.isnan(e[n + 1 :]))
+    np.testing.assert_allclose(float(res.x["a"]), float(state.x["a"]), rtol=1e-12)
+    assert np.asarray(res.step_sizes)[n:].max() == 0.0
