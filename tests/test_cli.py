@@ -244,3 +244,19 @@ def test_overwrite_failure_keeps_the_old_avatar(tmp_path, monkeypatch):
         write_avatar(_tiny_avatar(), out, overwrite=True)
     assert (out / "head.obj").read_text() == "old avatar"
     assert sorted(p.name for p in out.parent.iterdir()) == ["me"]
+
+
+def test_cli_import_is_lazy_and_public_names_still_resolve():
+    # `digitaltwin --help` must not pay for JAX; the package's public names still work when used
+    code = ("import sys, digitaltwin_jax.cli as c\n"
+            "assert 'jax' not in sys.modules, 'jax imported by the CLI module'\n"
+            "assert c.main(['--help']) == 0\n"
+            "assert 'jax' not in sys.modules\n"
+            "import digitaltwin_jax as d\n"
+            "m = d.load_head_model('low')\n"
+            "assert d.head_shape is d.model.head_model.head_shape and m.vertices.shape[1] == 3\n"
+            "assert 'load_head_model' in dir(d)\n"
+            "try:\n    d.no_such_name\nexcept AttributeError:\n    pass\nelse:\n    raise SystemExit(3)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "avatar" in r.stdout  # the help text was printed

@@ -39,8 +39,10 @@ def _cell_mean(a, f):
     a = np.asarray(a, np.float32)
     h, w = a.shape[:2]
     hs, ws = -(-h // f), -(-w // f)
-    if (hs * f, ws * f) != (h, w):
-        a = np.pad(a, ((0, hs * f - h), (0, ws * f - w)) + ((0, 0),) * (a.ndim - 2))
+    if (hs * f, ws * f) != (h, w):  # zero padding (a fresh array and one copy: np.pad is ~3x slower)
+        padded = np.zeros((hs * f, ws * f) + a.shape[2:], np.float32)
+        padded[:h, :w] = a
+        a = padded
     return cv2.resize(a, (ws, hs), interpolation=cv2.INTER_AREA).reshape((hs, ws) + a.shape[2:])
 
 

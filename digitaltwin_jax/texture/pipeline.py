@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 
 from digitaltwin_jax.texture.bank import BankEntry, TextureBank, default_texture_bank
+from digitaltwin_jax.texture.cache import TextureCache
 from digitaltwin_jax.texture.blend import band_blend
 from digitaltwin_jax.texture.color import transfer_color
 from digitaltwin_jax.render.colorspace import linear_to_srgb, srgb_to_linear
@@ -127,7 +128,7 @@ class TextureResult:
 
 def build_texture(image, vertices_cam, K, model, *, bank: TextureBank | None = None, embedding=None,
                   config: TextureConfig = TextureConfig(), sampling: UVSampling | None = None,
-                  image_mask=None) -> TextureResult:
+                  image_mask=None, cache: TextureCache | None = None) -> TextureResult:
     """Make the avatar's UV diffuse map from one photo.
 
     Args:
@@ -141,13 +142,15 @@ def build_texture(image, vertices_cam, K, model, *, bank: TextureBank | None = N
       config: :class:`TextureConfig`.
       sampling: precomputed ``uv_sampling(model.uvs, model.uv_faces, config.size)``.
       image_mask: optional ``(H, W) bool`` usable photo pixels.
+      cache: a :class:`~.cache.TextureCache` shared by calls on the same model and size (UV
+        sampling, seam pairs and baked bank entries are then computed once; same result).
 
     Returns:
       :class:`TextureResult`.
     """
     size = int(config.size)
     if sampling is None:
-        sampling = uv_sampling(model.uvs, model.uv_faces, size)
+        sampling = cache.sampling(model, size) if cache is not None else uv_sampling(model.uvs, model.uv_faces, size)
     proj = project_texture(image, vertices_cam, K, model, size, config=config.projection,
                            sampling=sampling, image_mask=image_mask)
     conf = proj.confidence
@@ -160,15 +163,18 @@ def build_texture(image, vertices_cam, K, model, *, bank: TextureBank | None = N
     observed = np.median(proj.texture[confident], axis=0) if confident.sum() > 100 else None
     index, rule = bank.select(embedding, observed)
     if config.color_transfer and confident.sum() > 100:
-        background = _recoloured_bank(bank, index, model, size, config.gen_size, photo, confident & chart)
+        background = _recoloured_bank(bank, index, model, size, config.gen_size, photo, confident & chart, cache)
     else:
-        background = bank.texture(index, model, size, gen_size=config.gen_size)
+        background = _bank_texture(bank, index, model, size, config.gen_size, cache)
 
     omega = (conf >= config.blend_threshold) & chart
     if config.erode > 0:
         k = 2 * int(config.erode) + 1
         omega = cv2.erode(omega.astype(np.uint8), np.ones((k, k), np.uint8)).astype(bool)
-    pairs = seam_pairs(sampling, model.vertices, model.faces) if config.seams else None
+    pairs = None
+    if config.seams:
+        pairs = (cache.seam_pairs(model, size) if cache is not None and sampling is cache.sampling(model, size)
+                 else seam_pairs(sampling, model.vertices, model.faces))
     if config.blend == "band":
         scale = size / 2048.0
         blended, info = band_blend(photo, background, omega, chart, width=config.band_width * scale,
@@ -183,7 +189,8 @@ def build_texture(image, vertices_cam, K, model, *, bank: TextureBank | None = N
             s = (s * s * (3 - 2 * s))[..., None] * omega[..., None]
             blended = background + s * (blended - background)
     pad = config.pad if config.pad is not None else max(2, size // 256)
-    diffuse = dilate_texture(np.clip(blended, 0.0, 1.0), chart, iterations=pad)
+    plan = cache.dilation(model, size, pad) if cache is not None and sampling is cache.sampling(model, size) else None
+    diffuse = dilate_texture(np.clip(blended, 0.0, 1.0), chart, iterations=pad, plan=plan)
     return TextureResult(diffuse=diffuse.astype(np.float32), confidence=conf, blend_mask=omega,
                          bank_index=index, bank_rule=rule, projected=proj, info=info, lighting=lighting)
 
@@ -247,17 +254,23 @@ def relight_texture(texture, lighting: SHShading, vertices_cam, model, *, sampli
     return out
 
 
-def _recoloured_bank(bank, index, model, size, gen_size, photo, seen) -> np.ndarray:
+def _bank_texture(bank, index, model, size, gen_size, cache) -> np.ndarray:
+    if cache is not None:
+        return cache.bank_texture(bank, index, model, size, gen_size)
+    return bank.texture(index, model, size, gen_size=gen_size)
+
+
+def _recoloured_bank(bank, index, model, size, gen_size, photo, seen, cache=None) -> np.ndarray:
     """Bank entry ``index`` at ``size`` with the CIELAB median of the photo's ``seen`` texels
     (:func:`~.color.transfer_color`).  A procedural entry is evaluated at ``gen_size`` and resized
     bicubically anyway, so it is recoloured before the resize (16x fewer texels at 2048)."""
     gen = int(min(gen_size, size))
     if bank.entries[index].procedural and gen < size:
-        small = bank.texture(index, model, gen, gen_size=gen)
+        small = _bank_texture(bank, index, model, gen, gen, cache)
         seen_small = cv2.resize(seen.astype(np.float32), (gen, gen), interpolation=cv2.INTER_AREA) > 0.5
         small = transfer_color(small, photo, seen_small, reference_region=seen)
         return np.clip(cv2.resize(small, (size, size), interpolation=cv2.INTER_CUBIC), 0.0, 1.0)
-    return transfer_color(bank.texture(index, model, size, gen_size=gen_size), photo, seen)
+    return transfer_color(_bank_texture(bank, index, model, size, gen_size, cache), photo, seen)
 
 
 def _to_uint8(a) -> np.ndarray:

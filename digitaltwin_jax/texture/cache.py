@@ -1,0 +1,104 @@
+"""Photo-independent pieces of the texture stage, computed once per head model and texture size.
+
+:func:`~.pipeline.build_texture` spends about half its time on work that depends only on the model's
+UV layout and the texture size, not on the photo: rasterising the UV layout (:func:`~.uv.uv_sampling`),
+finding the texel pairs across UV seams (:func:`~.seams.seam_pairs`), the chart padding pattern
+(:func:`~.seams.dilation_plan`) and baking a procedural bank
+entry (:func:`~.procedural.bake_procedural`).  A :class:`TextureCache` keeps those results so a
+process that makes many avatars (the command's ``--batch`` workers, a server) computes them once.
+
+The cache is an explicit object owned by its caller (no module-level state): pass the same instance
+to every :func:`~.pipeline.build_texture` call that should share it.  Cached arrays are returned
+read-only; results are identical to the uncached computation (the same functions, the same inputs).
+Entries are keyed by the identity of the model (a reference is kept so an identity is never reused
+while cached), the sizes, and a procedural bank entry's parameters (a photo entry's map identity).
+"""
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+import numpy as np
+
+from digitaltwin_jax.texture.seams import DilationPlan, dilation_plan, seam_pairs
+from digitaltwin_jax.texture.uv import UVSampling, uv_sampling
+
+__all__ = ["TextureCache"]
+
+
+def _read_only(x):
+    if isinstance(x, np.ndarray):
+        x.setflags(write=False)
+    elif isinstance(x, UVSampling):
+        for a in (x.texels, x.face, x.bary, x.chart_mask):
+            a.setflags(write=False)
+    elif isinstance(x, DilationPlan):
+        for a in (x.valid, x.fill, x.source, x.rest):
+            a.setflags(write=False)
+    return x
+
+
+class TextureCache:
+    """Per-process store of :func:`uv_sampling`, :func:`seam_pairs` and baked bank textures.
+
+    Args:
+      max_entries: entries kept (least recently used dropped first); one avatar at one size needs 3.
+    """
+
+    def __init__(self, max_entries: int = 16):
+        if max_entries < 1:
+            raise ValueError(f"max_entries must be >= 1, got {max_entries}")
+        self.max_entries = int(max_entries)
+        self._store: dict = {}
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._store.clear()
+
+    def _get(self, key: tuple, owners: tuple, make: Callable):
+        with self._lock:
+            hit = self._store.pop(key, None)
+            if hit is not None:
+                self._store[key] = hit  # most recently used last
+                self.hits += 1
+                return hit[1]
+        value = _read_only(make())
+        with self._lock:
+            self.misses += 1
+            self._store[key] = (owners, value)  # owners keep the keyed objects (and their ids) alive
+            while len(self._store) > self.max_entries:
+                self._store.pop(next(iter(self._store)))
+        return value
+
+    def sampling(self, model, size: int) -> UVSampling:
+        """``uv_sampling(model.uvs, model.uv_faces, size)`` (read-only arrays)."""
+        size = int(size)
+        return self._get(("sampling", id(model), size), (model,),
+                         lambda: uv_sampling(model.uvs, model.uv_faces, size))
+
+    def seam_pairs(self, model, size: int) -> np.ndarray:
+        """``seam_pairs(self.sampling(model, size), model.vertices, model.faces)``: ``(P, 2) int64``."""
+        size = int(size)
+        return self._get(("seams", id(model), size), (model,),
+                         lambda: seam_pairs(self.sampling(model, size), model.vertices, model.faces))
+
+    def dilation(self, model, size: int, iterations: int) -> DilationPlan:
+        """``dilation_plan(self.sampling(model, size).chart_mask, iterations)`` (chart padding)."""
+        size = int(size)
+        return self._get(("dilation", id(model), size, int(iterations)), (model,),
+                         lambda: dilation_plan(self.sampling(model, size).chart_mask, int(iterations)))
+
+    def bank_texture(self, bank, index: int, model, size: int, gen_size: int) -> np.ndarray:
+        """``bank.texture(index, model, size, gen_size=gen_size)``: ``(size, size, 3) float32``, read-only."""
+        entry = bank.entries[index]
+        # a procedural entry is a pure function of its (hashable, frozen) parameters: key by value, so
+        # that a freshly built default bank hits too; a photo entry by the identity of its map
+        what = ("params", entry.params) if entry.params is not None else ("map", id(entry.texture))
+        return self._get(("bank", what, id(model), int(size), int(gen_size)), (entry, model),
+                         lambda: bank.texture(index, model, int(size), gen_size=int(gen_size)))
