@@ -62,14 +62,20 @@ class MultiFitConfig:
         num_identity, jaw_weight, jaw_tangent_weight, beta_bounds, contour_points,
         contour_hysteresis, sliding_contour), and which initialises every view.
       num_iterations: Gauss-Newton iterations of the joint solve (jaw points re-slid before each).
-      fit_identity: optimise the shared identity coefficients (else only poses, focal, expressions).
+      fit_identity: also optimise the shared identity coefficients alpha (else the starting shape is
+        the shared head, and poses, focal and expressions are fitted).  Off by default: on the tuning
+        multi-view set (seed 5001, 20 heads with all 5 views detected, ``experiments/multiview_fidelity.py``)
+        fitting alpha to dlib's 68 landmarks made the head worse, more so with more views (ARMSE at
+        d = 95 mm, guarded regressor start: 1 view 3.167 mm, 3 views 3.259 mm with lambda_identity 4;
+        3.017 / 3.020 with 16; without the identity fit 2.996 / 2.952): the detector's landmarks differ
+        from the model's landmark vertices systematically, and more views do not average that out.
       damping: Levenberg-Marquardt factor (relative to the diagonal of J^T J).
       init_single_fit: initialise each view by the single-view fit (else EPnP with f_s = 1, neutral).
     """
 
     fit: FitConfig = FitConfig()
     num_iterations: int = 12
-    fit_identity: bool = True
+    fit_identity: bool = False
     damping: float = 1e-6
     init_single_fit: bool = True
 
@@ -151,6 +157,12 @@ def residual_fn(x, d, w):
     if x["alpha"].shape[0]:
         parts.append(w[3] * priors.identity_prior_residual(x["alpha"]))
     return jnp.concatenate(parts)
+
+
+@jax.jit
+def _slide(line_pts, q, t, fs, focal, principal, previous, hysteresis_px):
+    """The silhouette candidate of every jaw line in every view: ``(V, 17) int32``."""
+    return jax.vmap(lmk.select_contour)(line_pts, q, t, fs, focal, principal, previous, hysteresis_px)
 
 
 @functools.partial(jax.jit, static_argnames=("lo", "hi"))
@@ -291,6 +303,8 @@ def fit_views(model: HeadModel, landmarks_2d, image_sizes, shape=None, config: M
     sample_idx = np.repeat(fixed_idx[None], nv, 0).astype(np.int64)
     sample_w = np.repeat(fixed_w[None], nv, 0).astype(np.float64)
     contour = np.zeros((nv, 17), np.int32)
+    jaw = np.array([j for j in lmk.JAW if j != lmk.CHIN])
+    line_ex = np.sum(ex_basis[:, lines.indices] * lines.weights[None, ..., None], axis=3)  # (M, 17, C, 3)
     energies = []
     lo, hi = (float(b) for b in fc.beta_bounds)
     with jax.enable_x64(True):
@@ -298,17 +312,14 @@ def fit_views(model: HeadModel, landmarks_2d, image_sizes, shape=None, config: M
             shape_now = base + (np.tensordot(np.asarray(x["alpha"]), id_basis, axes=1) if k else 0.0)
             q_now = np.asarray(_rotations({"w": jnp.asarray(x["w"])}, {"q_ref": jnp.asarray(q_ref)}))
             if fc.sliding_contour:
-                for v in range(nv):
-                    posed = shape_now + np.tensordot(np.asarray(x["beta"][v]), ex_basis, axes=1)
-                    line_pts = np.sum(posed[lines.indices] * lines.weights[..., None], axis=2)
-                    prev = contour[v] if it else None
-                    sel = np.asarray(lmk.select_contour(
-                        line_pts, q_now[v], np.asarray(x["t"][v]), float(np.exp(x["log_fs"][cam[v]])),
-                        data["focal"][v], data["principal"][v], prev, fc.contour_hysteresis / scale[v]))
-                    contour[v] = sel
-                    jaw = np.array([j for j in lmk.JAW if j != lmk.CHIN])
-                    sample_idx[v, jaw] = lines.indices[jaw, sel[jaw]]
-                    sample_w[v, jaw] = lines.weights[jaw, sel[jaw]]
+                line_shape = np.sum(shape_now[lines.indices] * lines.weights[..., None], axis=2)  # (17, C, 3)
+                line_pts = line_shape[None] + np.einsum("vm,mlcd->vlcd", np.asarray(x["beta"]), line_ex)
+                hyst = fc.contour_hysteresis / scale if it else np.full(nv, -np.inf)  # first pass: no hysteresis
+                sel = np.asarray(_slide(line_pts, q_now, np.asarray(x["t"]), np.exp(np.asarray(x["log_fs"]))[cam],
+                                        data["focal"], data["principal"], contour, hyst))
+                contour = sel
+                sample_idx[:, jaw] = lines.indices[jaw[None], sel[:, jaw]]
+                sample_w[:, jaw] = lines.weights[jaw[None], sel[:, jaw]]
             d = dict(data)
             d["s_base"] = np.sum(base[sample_idx] * sample_w[..., None], axis=2)
             d["s_id"] = np.einsum("kvjcd,vjc->vkjd", id_basis[:, sample_idx], sample_w) if k else np.zeros((nv, 0, 68, 3))
