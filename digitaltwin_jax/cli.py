@@ -164,7 +164,12 @@ def _cmd_batch(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if args.ray is not None:
-        return _cmd_batch_ray(args, photos, names, out_root)
+        return _cmd_batch_workers(args, photos, names, out_root, ray=True)
+    from digitaltwin_jax.batch import default_workers
+
+    todo = [p for p in photos if args.overwrite or not (out_root / names[p] / "report.json").exists()]
+    if (args.workers if args.workers is not None else default_workers(len(todo))) > 1:
+        return _cmd_batch_workers(args, photos, names, out_root, ray=False)
     failed, skipped, done, warned = {}, 0, 0, {}
     for photo in tqdm(photos, desc="avatars", unit="photo"):
         outdir = out_root / names[photo]
@@ -207,20 +212,28 @@ def batch_photos(src) -> list:
     return photos
 
 
-def _cmd_batch_ray(args, photos, names, out_root) -> int:
-    """``--batch`` on Ray (:mod:`digitaltwin_jax.ray_avatars`): the same avatars and report."""
+def _cmd_batch_workers(args, photos, names, out_root, *, ray: bool) -> int:
+    """``--batch`` in worker processes that each load and compile once: on this machine
+    (:mod:`digitaltwin_jax.batch`) or on Ray (:mod:`digitaltwin_jax.ray_avatars`); the same avatars and
+    report as the one-process loop."""
     todo = [p for p in photos if args.overwrite or not (out_root / names[p] / "report.json").exists()]
     try:
-        from digitaltwin_jax.ray_avatars import avatars_on_ray
+        if ray:
+            from digitaltwin_jax.ray_avatars import avatars_on_ray as run
 
-        outcomes = {} if not todo else avatars_on_ray([(p, out_root / names[p]) for p in todo], _avatar_config(args),
-                                  overwrite=args.overwrite, address=args.ray, workers=args.workers,
-                                  init=enable_compilation_cache)
+            where = {"address": args.ray}
+        else:
+            from digitaltwin_jax.batch import avatars_local as run
+
+            where = {}
+        outcomes = {} if not todo else run([(p, out_root / names[p]) for p in todo], _avatar_config(args),
+                                           overwrite=args.overwrite, workers=args.workers,
+                                           init=enable_compilation_cache, **where)
     except ImportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except (RuntimeError, ConnectionError, ValueError) as exc:
-        print(f"error: Ray: {exc}", file=sys.stderr)
+        print(f"error: {'Ray' if ray else 'workers'}: {exc}", file=sys.stderr)
         return EXIT_INTERNAL
     failed, warned, done = {}, {}, 0
     for p in todo:
@@ -267,7 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     av.add_argument("--ray", nargs="?", const="local", default=None, metavar="local|ADDRESS",
                     help="with --batch: make the avatars on Ray, 'local' (this machine) or a cluster "
                          "address (HOST:6379 of `ray start --head`); needs the 'distributed' extra")
-    av.add_argument("--workers", type=int, default=None, help="with --ray: Ray workers (default: one per CPU)")
+    av.add_argument("--workers", type=int, default=None,
+                    help="with --batch: worker processes, each loading and compiling once (default: one per "
+                         "CPU, at most one per photo; 1 = in this process); with --ray: Ray workers")
     av.add_argument("--resolution", choices=("low", "full"), default="low")
     av.add_argument("--texture-size", type=int, default=2048)
     av.add_argument("--face-index", type=int, default=0, help="which face when several (0 = largest)")

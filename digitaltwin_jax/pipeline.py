@@ -42,7 +42,7 @@ class AvatarConfig:
         guard, :mod:`digitaltwin_jax.regressor.guard`) or ``"auto"`` (:data:`AUTO_SHAPE_SOURCE`, the
         source the fidelity benchmark's default rule admits; see README "Fidelity").  Every source is
         followed by the non-rigid fit (pose, focal, expression, corrective field).
-      preview_size: side of each preview panel in pixels.
+      preview_size: side of each preview panel in pixels (``preview.png`` is 5 panels wide).
     """
 
     resolution: str = "low"
@@ -50,7 +50,7 @@ class AvatarConfig:
     face_index: int = 0
     seed: int = 0
     shape_source: str = "auto"
-    preview_size: int = 512
+    preview_size: int = 256
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,9 +171,12 @@ def _default_texture(image, face, fit_result, model, embedding, size, seed):
 
     # only the face oval of the photo is projected (hair, collar and background are not skin), without
     # the inner mouth (teeth on the lips) and hair falling on the forehead
+    from digitaltwin_jax.texture.cache import shared_cache
+
     region = projection_mask(image, face.landmarks)
+    # the UV layout's photo-independent pieces are computed once per process (same result, less time)
     res = build_texture(image, fit_result.vertices_camera, fit_result.intrinsics, model, embedding=embedding,
-                        config=TextureConfig(size=size), image_mask=region)
+                        config=TextureConfig(size=size), image_mask=region, cache=shared_cache())
     tex8 = (np.clip(res.diffuse, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     return tex8, res.confidence, {"bank_index": int(res.bank_index), "bank_rule": res.bank_rule}
 
@@ -353,12 +356,12 @@ def _umask() -> int:
 
 
 def _png_bytes(image: np.ndarray) -> bytes:
-    import imageio.v3 as iio
+    from digitaltwin_jax.io.images import png_bytes
 
-    return iio.imwrite("<bytes>", np.asarray(image), extension=".png")
+    return png_bytes(image)  # lossless; fast zlib level (io.images.PNG_COMPRESS_LEVEL)
 
 
-def preview_image(avatar: Avatar, photo: np.ndarray, size: int = 512) -> np.ndarray:
+def preview_image(avatar: Avatar, photo: np.ndarray, size: int = 256) -> np.ndarray:
     """``(size, 5 * size, 3) uint8``: photo | front | 45 degrees | profile | overlay through the fitted camera."""
     import cv2
 
@@ -457,7 +460,7 @@ def _remove_empty_dirs(dirs):
 
 
 def write_avatar(avatar: Avatar, outdir, *, photo: np.ndarray | None = None, photo_path=None,
-                 overwrite: bool = False, preview_size: int = 512) -> Path:
+                 overwrite: bool = False, preview_size: int = 256) -> Path:
     """Write ``head.obj/.mtl``, ``diffuse.png``, ``head.glb``, ``preview.png``, ``report.json``.
 
     Everything is written into a temporary folder beside ``outdir`` and renamed at the end, so a

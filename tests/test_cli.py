@@ -129,7 +129,7 @@ def test_batch_photos_sharing_a_stem_get_distinct_folders(tmp_path, monkeypatch,
     for name in ("a.jpg", "a.png", "b.png", "A_b.jpeg"):
         (src / name).write_bytes(b"stub")
     out = tmp_path / "out"
-    assert cli.main(["avatar", "--batch", str(src), "-o", str(out)]) == cli.EXIT_OK
+    assert cli.main(["avatar", "--batch", str(src), "-o", str(out), "--workers", "1"]) == cli.EXIT_OK
     # the rule: the stem when unique, stem_ext for every photo whose stem is shared
     expect = {"a_jpg": "a.jpg", "a_png": "a.png", "b": "b.png", "A_b": "A_b.jpeg"}
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == sorted(expect)
@@ -137,7 +137,7 @@ def test_batch_photos_sharing_a_stem_get_distinct_folders(tmp_path, monkeypatch,
         assert json.loads((out / folder / "report.json").read_text())["photo"] == photo
     # resume: all four are finished, nothing is redone
     calls.clear()
-    assert cli.main(["avatar", "--batch", str(src), "-o", str(out)]) == cli.EXIT_OK
+    assert cli.main(["avatar", "--batch", str(src), "-o", str(out), "--workers", "1"]) == cli.EXIT_OK
     assert calls == []
     assert json.loads((out / "batch_report.json").read_text())["skipped_already_finished"] == 4
 
