@@ -700,7 +700,7 @@ def test_cli_batch_into_a_read_only_root(tmp_path, run_cli, stub_reconstruct, mo
     ro.mkdir()
     _read_only(ro, monkeypatch)
     try:
-        code, err = run_cli("avatar", "--batch", src, "-o", ro)
+        code, err = run_cli("avatar", "--batch", src, "-o", ro, "--workers", "1")  # the stub lives in this process
         _assert_clean_error(code, err, cli.EXIT_OUTPUT, "batch_report.json")
         assert "failed a.png" in run_cli.out + err and "failed b.png" in run_cli.out + err  # the batch went on
         assert list(ro.iterdir()) == []
