@@ -36,7 +36,8 @@ def cache_dir() -> Path:
 
 
 def enable_compilation_cache() -> Path:
-    """Turn on JAX's persistent compilation cache (an application setting: only the CLI calls it)."""
+    """Turn on JAX's persistent compilation cache and the texture stage's disk cache (application
+    settings: only the CLI calls this)."""
     import jax
 
     path = cache_dir()
@@ -54,6 +55,10 @@ def enable_compilation_cache() -> Path:
             pass
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    # the texture stage's UV-layout pieces (texture.cache) are kept beside the compiled programs
+    from digitaltwin_jax.texture.cache import shared_cache
+
+    shared_cache().directory = path / "texture"
     return path
 
 

@@ -61,3 +61,31 @@ def test_max_entries_drops_least_recently_used():
     assert len(cache) == 2 and cache.sampling(model, 16) is a
     with pytest.raises(ValueError):
         TextureCache(max_entries=0)
+
+
+def test_disk_cache_round_trip_and_unreadable_file(tmp_path):
+    model = load_head_model("low")
+    first = TextureCache(directory=tmp_path)
+    s1, p1 = first.sampling(model, 64), first.seam_pairs(model, 64)
+    d1 = first.dilation(model, 64, 3)
+    b1 = first.bank_texture(default_texture_bank(), 2, model, 64, 64)
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert len(files) == 4 and all(f.endswith(".npz") for f in files)
+    # a new cache (a new process) loads them: equal to computing them afresh
+    second = TextureCache(directory=tmp_path)
+    ref = uv_sampling(model.uvs, model.uv_faces, 64)
+    s2 = second.sampling(model, 64)
+    assert s2.size == 64 and s2.texels.dtype == ref.texels.dtype
+    for a, b in ((s2.texels, ref.texels), (s2.face, ref.face), (s2.bary, ref.bary), (s2.chart_mask, ref.chart_mask)):
+        assert np.array_equal(a, b)
+    assert np.array_equal(second.seam_pairs(model, 64), seam_pairs(ref, model.vertices, model.faces))
+    d2 = second.dilation(model, 64, 3)
+    assert d2.shape == d1.shape and np.array_equal(d2.source, d1.source) and np.array_equal(d2.rest, d1.rest)
+    assert np.array_equal(second.bank_texture(default_texture_bank(), 2, model, 64, 64), b1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == files  # nothing rewritten or added
+    # a damaged file is recomputed (same values) and rewritten
+    victim = next(p for p in tmp_path.iterdir() if p.name.startswith("sampling-"))
+    victim.write_bytes(b"garbage")
+    s3 = TextureCache(directory=tmp_path).sampling(model, 64)
+    assert np.array_equal(s3.bary, ref.bary) and victim.stat().st_size > 1000
+    assert np.array_equal(p1, seam_pairs(ref, model.vertices, model.faces))
