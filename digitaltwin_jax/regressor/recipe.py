@@ -179,12 +179,12 @@ def build(root, out, *, count: int = 10000, seed: int = 7001, epochs: int = 500,
     tr, va = split_by_subject(data, val_fraction, seed=train_seed)
     dcfg = DecoderConfig(embedding_dim=data.embedding_dim, num_vertices=data.num_vertices)
     tcfg = TrainConfig(epochs=epochs, seed=train_seed)
-    ds_rec = dict(info, config=cfg.to_json(), recipe="digitaltwin_jax.regressor.recipe.training_data_config")
+    ds_rec = dict(info, config=cfg.to_json(), limit=limit, recipe="digitaltwin_jax.regressor.recipe.training_data_config")
     record = provenance([ds_rec], tcfg.to_dict(), {"encoder": "dlib_resnet_v1", "resolution": "low",
                                                    "split": {"val_fraction": val_fraction, "seed": train_seed},
                                                    "population": cfg.sampler})
     t0 = time.perf_counter()
-    res = train(tr, va, model.face_weights, dcfg, tcfg, out_dir=root / "train_work", progress=False, record=record)
+    res = train(tr, va, model.face_weights, dcfg, tcfg, out_dir=root / "train_work", progress=True, record=record)
     h = res.history
     metrics = {"num_train": len(tr), "num_val": len(va), "epochs": epochs, "best_epoch": res.best_epoch,
                "kept": "best", "pca_explained_variance": res.pca_explained,
