@@ -24,7 +24,8 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["AvatarConfig", "Avatar", "Stages", "default_stages", "reconstruct", "write_avatar", "reconstruct_file"]
+__all__ = ["AvatarConfig", "Avatar", "Stages", "default_stages", "reconstruct", "write_avatar", "reconstruct_file",
+           "reconstruct_files"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +44,10 @@ class AvatarConfig:
         source the fidelity benchmark's default rule admits; see README "Fidelity").  Every source is
         followed by the non-rigid fit (pose, focal, expression, corrective field).
       preview_size: side of each preview panel in pixels (``preview.png`` is 5 panels wide).
+      same_camera: several photos (issue 16): True = one camera (shared intrinsics), False = each its
+        own, None = photos with the same EXIF camera and focal length share them.
+      force: several photos: reconstruct them as one person even when their identity embeddings say
+        they are different people.
     """
 
     resolution: str = "low"
@@ -51,6 +56,8 @@ class AvatarConfig:
     seed: int = 0
     shape_source: str = "auto"
     preview_size: int = 256
+    same_camera: bool | None = None
+    force: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -227,10 +234,11 @@ def default_stages(config: AvatarConfig = AvatarConfig(), warnings: list | None 
 
 def reconstruct(image, *, config: AvatarConfig = AvatarConfig(), stages: Stages | None = None,
                 model=None) -> Avatar:
-    """Reconstruct an avatar from one photo.
+    """Reconstruct an avatar from one photo, or from a list of photos of one person.
 
     Args:
-      image: ``(H, W, 3) uint8`` RGB (use :func:`digitaltwin_jax.io.images.read_image` for files).
+      image: ``(H, W, 3) uint8`` RGB (use :func:`digitaltwin_jax.io.images.read_image` for files), or
+        a list of them (one person: :func:`_reconstruct_photos`).
       config: options; stages: swappable steps (default :func:`default_stages`); model: a HeadModel
         (default ``load_head_model(config.resolution)``).
 
@@ -242,6 +250,8 @@ def reconstruct(image, *, config: AvatarConfig = AvatarConfig(), stages: Stages 
     from digitaltwin_jax import load_head_model
     from digitaltwin_jax.errors import FitError
 
+    if isinstance(image, (list, tuple)):
+        return _reconstruct_photos(image, config=config, stages=stages, model=model)
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"image must be an (H, W, 3) uint8 RGB array, got {image.shape} {image.dtype}")
@@ -318,7 +328,8 @@ def reconstruct(image, *, config: AvatarConfig = AvatarConfig(), stages: Stages 
         if col is not None:
             eye_info = {"iris_rgb": [round(float(c), 4) for c in col.iris],
                         "sclera_rgb": [round(float(c), 4) for c in col.sclera],
-                        "sampled_from_photo": bool(col.sampled), "eye_pixels": int(col.pixels)}
+                        "sampled_from_photo": bool(col.sampled), "eye_pixels": int(col.pixels),
+                        "sclera_from_photo": bool(col.sclera_sampled)}
             if col.warning:
                 warnings.append(col.warning)
     return Avatar(
@@ -571,3 +582,72 @@ def reconstruct_file(photo_path, outdir, *, config: AvatarConfig = AvatarConfig(
     return {"outdir": str(outdir), "landmark_rmse_px": avatar.landmark_rmse_px, "timings": avatar.timings,
             "shape_source": avatar.info.get("shape_source"), "warnings": list(avatar.info.get("warnings", [])),
             "shape_stage": dict(avatar.info.get("stages", {}).get("shape", {}))}
+
+
+def _reconstruct_photos(images, *, config: AvatarConfig, stages: Stages | None, model, names=None,
+                        exif_keys=None) -> Avatar:
+    """Several photos of one person -> one Avatar (:mod:`digitaltwin_jax.multiview.reconstruct`): the
+    shared head, the texture fused from all photos; pose, camera and landmarks of the first photo;
+    every photo's landmarks, pose, expression and reprojection errors in ``info["photos"]``."""
+    from digitaltwin_jax import load_head_model
+    from digitaltwin_jax.geometry.rotations import quaternion_to_matrix
+    from digitaltwin_jax.multiview.reconstruct import photo_reports, reconstruct_views
+
+    names = [f"photo {i + 1}" for i in range(len(images))] if names is None else list(names)
+    images = [np.asarray(im) for im in images]
+    for im, name in zip(images, names):
+        if im.ndim != 3 or im.shape[2] != 3 or im.dtype != np.uint8:
+            raise ValueError(f"{name}: image must be an (H, W, 3) uint8 RGB array, got {im.shape} {im.dtype}")
+    warnings: list[str] = []
+    stages = stages if stages is not None else default_stages(config, warnings)
+    model = model if model is not None else load_head_model(config.resolution)
+    r = reconstruct_views(images, names, model, detect=stages.detect, embed=stages.embed, texture=stages.texture,
+                          shape=stages.shape, texture_size=config.texture_size, seed=config.seed,
+                          face_index=config.face_index, same_camera=config.same_camera, exif_keys=exif_keys,
+                          force=config.force)
+    f = r.fit
+    R = np.asarray(quaternion_to_matrix(np.asarray(f.q, np.float64)), np.float64)
+    photos, lm3d = photo_reports(r, names, images, model, R)
+    eyes = None
+    if stages.eyes is not None:
+        eyes = stages.eyes(images[0], r.faces[0], model, f.neutral.astype(np.float32), R[0], f.t[0])
+    return Avatar(
+        vertices=f.vertices[0].astype(np.float32), neutral_vertices=f.neutral.astype(np.float32),
+        faces=np.asarray(model.faces), uvs=np.asarray(model.uvs), uv_faces=np.asarray(model.uv_faces),
+        expression_names=tuple(model.expression_names), expression_weights=f.beta[0].astype(np.float32),
+        expression_basis=np.asarray(model.expression_basis, np.float32), texture=r.texture,
+        texture_confidence=r.confidence, K=f.intrinsics[0], rotation=R[0], translation=f.t[0],
+        landmarks_2d=np.asarray(r.faces[0].landmarks, np.float32), landmarks_3d=lm3d[0].astype(np.float32),
+        landmark_errors_px=f.reprojection_errors[0].astype(np.float32), image_size=tuple(images[0].shape[:2]),
+        timings=dict(r.timings),
+        info={"face_box": [float(x) for x in r.faces[0].box], "resolution": model.resolution,
+              "num_photos": len(images), "shape_source": f"multiview ({r.shape_info['source']})",
+              "stages": {"shape": {"requested": "multiview", "used": "multiview", **r.shape_info}},
+              "warnings": warnings + list(r.warnings), "energy_per_iteration": [float(e) for e in f.energy],
+              "focal_scale": float(f.focal_scale[0]), "identity_coeffs": f.alpha.tolist(),
+              "identity_distances": np.asarray(r.distances).tolist(), "photos": photos},
+        eyes=eyes)
+
+
+def reconstruct_files(photo_paths, outdir, *, config: AvatarConfig = AvatarConfig(), overwrite: bool = False,
+                      stages: Stages | None = None) -> dict:
+    """:func:`reconstruct_file` for several photos of one person (one avatar in ``outdir``); the
+    preview shows the first photo."""
+    from digitaltwin_jax.errors import OutputExistsError
+    from digitaltwin_jax.io.images import read_image
+    from digitaltwin_jax.multiview.reconstruct import exif_camera_key
+
+    outdir, paths = Path(outdir), [Path(p) for p in photo_paths]
+    if outdir.exists() and not overwrite:
+        raise OutputExistsError(f"{outdir} exists; use --overwrite to replace it")
+    t0 = time.perf_counter()
+    images = [read_image(p) for p in paths]  # ImageReadError names the file
+    keys = [exif_camera_key(p) for p in paths]
+    avatar = _reconstruct_photos(images, config=config, stages=stages, model=None, names=[p.name for p in paths],
+                                 exif_keys=keys)
+    avatar.timings["read"] = time.perf_counter() - t0
+    write_avatar(avatar, outdir, photo=images[0], photo_path=paths[0], overwrite=overwrite,
+                 preview_size=config.preview_size)
+    return {"outdir": str(outdir), "landmark_rmse_px": avatar.landmark_rmse_px, "timings": avatar.timings,
+            "shape_source": avatar.info.get("shape_source"), "warnings": list(avatar.info.get("warnings", [])),
+            "shape_stage": {}, "photos": [(p["photo"], p["landmark_reprojection_rmse_px"]) for p in avatar.info["photos"]]}

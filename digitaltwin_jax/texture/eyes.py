@@ -75,6 +75,8 @@ class EyeColours:
       iris: ``(3,) float32`` sRGB in [0, 1]; sclera: ``(3,) float32`` sRGB.
       pixels: eye pixels used (both eyes); sampled: False when the defaults were used.
       warning: why the defaults were used (None when sampled).
+      sclera_sampled: False when too few near-neutral bright pixels were seen (narrow eyes, glasses):
+        the sclera is then :data:`DEFAULT_SCLERA`.
     """
 
     iris: np.ndarray
@@ -82,6 +84,7 @@ class EyeColours:
     pixels: int
     sampled: bool
     warning: str | None = None
+    sclera_sampled: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,12 +118,15 @@ def _eye_pixels(img, eye_landmarks, shrink: float):
     return img[mask > 0]
 
 
-def sample_eye_colours(image, landmarks, *, min_pixels: int = 12) -> EyeColours:
+def sample_eye_colours(image, landmarks, *, min_pixels: int = 12, max_sclera_chroma: float = 14.0) -> EyeColours:
     """Iris and sclera colours of the photo's eyes.
 
     Inside each eye's landmark polygon (iBUG 36-41, 42-47, shrunk by 15% to keep lashes out), pixels
     are ranked by CIELAB lightness: the iris is the median colour of the 10th-45th percentile (the
-    darkest 10% are pupil, lashes and lid shadow), the sclera the median of the brightest 15%.
+    darkest 10% are pupil, lashes and lid shadow), the sclera the median of the brightest 15% of the
+    light (L* >= 50 and above the median) near-neutral pixels (CIELAB chroma < ``max_sclera_chroma``;
+    skin and lids are not), or
+    :data:`DEFAULT_SCLERA` when fewer than 5% of the pixels (at least 4) are near-neutral.
 
     Args:
       image: ``(H, W, 3) uint8`` RGB photo; landmarks: ``(68, 2)`` iBUG landmarks (pixels).
@@ -144,13 +150,20 @@ def sample_eye_colours(image, landmarks, *, min_pixels: int = 12) -> EyeColours:
     if len(px) < min_pixels:
         return dataclasses.replace(default, pixels=int(len(px)), warning=f"only {len(px)} eye pixels in the photo; "
                                    "default iris and sclera colours")
-    light = cv2.cvtColor(px.reshape(-1, 1, 3), cv2.COLOR_RGB2Lab)[:, 0, 0].astype(np.float64)
+    lab = cv2.cvtColor(px.reshape(-1, 1, 3), cv2.COLOR_RGB2Lab)[:, 0].astype(np.float64)  # 8-bit: a, b + 128
+    light = lab[:, 0]
     order = np.argsort(light, kind="stable")
     n = len(order)
     iris = px[order[int(0.10 * n):max(int(0.45 * n), int(0.10 * n) + 1)]]
-    sclera = px[order[int(0.85 * n):]]
-    return EyeColours(np.median(iris, axis=0).astype(np.float32) / 255.0,
-                      np.median(sclera, axis=0).astype(np.float32) / 255.0, int(n), True)
+    bright = light[order] >= max(np.median(light), 128.0)  # 8-bit L* 128 = L* 50
+    neutral = order[bright & (np.hypot(lab[order, 1] - 128.0, lab[order, 2] - 128.0) < max_sclera_chroma)]
+    if len(neutral) >= max(4, int(0.05 * n)):
+        sclera = np.median(px[neutral[int(0.85 * len(neutral)):]], axis=0).astype(np.float32) / 255.0
+        sclera_ok = True
+    else:
+        sclera, sclera_ok = np.asarray(DEFAULT_SCLERA, np.float32), False
+    return EyeColours(np.median(iris, axis=0).astype(np.float32) / 255.0, sclera, int(n), True,
+                      sclera_sampled=sclera_ok)
 
 
 def eye_texture(colours: EyeColours, config: EyeConfig = EyeConfig()) -> np.ndarray:

@@ -7,6 +7,7 @@ import pytest
 from digitaltwin_jax.render.shading import sample_texture
 from digitaltwin_jax.texture.eyes import (
     DEFAULT_IRIS,
+    DEFAULT_SCLERA,
     EyeColours,
     EyeConfig,
     build_eyes,
@@ -39,9 +40,19 @@ def test_sample_eye_colours_reads_the_painted_iris_and_sclera():
     iris, sclera = (40, 90, 150), (230, 225, 215)
     img, lm = _painted_eye_photo(iris, sclera)
     col = sample_eye_colours(img, lm)
-    assert col.sampled and col.warning is None and col.pixels > 500
+    assert col.sampled and col.sclera_sampled and col.warning is None and col.pixels > 500
     np.testing.assert_allclose(col.iris * 255, iris, atol=1.0)
     np.testing.assert_allclose(col.sclera * 255, sclera, atol=1.0)
+
+
+def test_sclera_of_skin_coloured_eye_pixels_is_the_default():
+    # narrow eyes behind glasses: the brightest pixels are lids and skin (far from neutral)
+    iris, skinlike = (40, 30, 25), (200, 120, 100)
+    img, lm = _painted_eye_photo(iris, skinlike)
+    col = sample_eye_colours(img, lm)
+    assert col.sampled and not col.sclera_sampled
+    np.testing.assert_allclose(col.sclera, DEFAULT_SCLERA, atol=1e-6)
+    np.testing.assert_allclose(col.iris * 255, iris, atol=1.0)
 
 
 def test_sample_eye_colours_falls_back_with_a_warning():
