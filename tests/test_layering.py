@@ -33,10 +33,6 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 # Imports that break the order today, each with its reason; remove an entry when it is fixed (the
 # test fails on entries that no longer occur, so this list cannot go stale).
 KNOWN_LAYER_EXCEPTIONS: dict[tuple[str, str], str] = {
-    ("digitaltwin_jax.io.gltf", "digitaltwin_jax.render.shading"):
-        "vertex normals for the exported mesh; TODO(issue 15 item 4): take them from geometry.mesh",
-    ("digitaltwin_jax.model.visibility", "digitaltwin_jax.render.shading"):
-        "vertex normals; TODO(issue 15 item 4): take them from geometry.mesh",
     ("digitaltwin_jax.model.visibility", "digitaltwin_jax.render.rasterize"):
         "the ICT asset build rasterises the head to find visible vertices; "
         "TODO(issue 15 item 6): move the asset build (build_ict, resample, visibility) above render",

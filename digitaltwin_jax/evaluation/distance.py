@@ -42,6 +42,8 @@ import itertools
 import numpy as np
 from scipy.spatial import cKDTree
 
+from digitaltwin_jax.geometry.mesh import face_normals_np
+
 __all__ = [
     "TriangleIndex",
     "ClosestPoints",
@@ -170,12 +172,9 @@ def validate_mesh(vertices, faces, name: str = "mesh") -> tuple[np.ndarray, np.n
 
 
 def face_normals(vertices, faces) -> np.ndarray:
-    """Unit face normals ``(F, 3) float64`` (right-hand rule on the corner order; zero if degenerate)."""
-    v = np.asarray(vertices, dtype=np.float64)
-    f = np.asarray(faces)
-    n = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
-    norm = np.sqrt(_sq(n))[:, None]
-    return n / np.where(norm > 0, norm, 1.0)
+    """Unit face normals ``(F, 3) float64`` (right-hand rule on the corner order; zero if degenerate):
+    :func:`digitaltwin_jax.geometry.mesh.face_normals_np`."""
+    return face_normals_np(vertices, faces)
 
 
 # --------------------------------------------------------------------------------------------------

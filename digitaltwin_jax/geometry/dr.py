@@ -65,7 +65,7 @@ from scipy.sparse.csgraph import connected_components
 from digitaltwin_jax.geometry import _mat3 as m3
 from digitaltwin_jax.geometry.banded import banded_cholesky, solve_block_tridiagonal
 from digitaltwin_jax.geometry.laplacian import cotangent_edge_weights
-from digitaltwin_jax.geometry.mesh import check_faces, check_vertices, one_ring, vertex_faces
+from digitaltwin_jax.geometry.mesh import check_faces, check_vertices, one_ring, vertex_faces, vertex_normals_np
 
 __all__ = [
     "FEATURE_DIM",
@@ -362,11 +362,7 @@ def _edge_weights(reference, faces, weighting):
 
 
 def _scaled_normals_np(v, faces):
-    tri = v[faces]
-    fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    n = np.zeros_like(v)
-    for k in range(3):
-        np.add.at(n, faces[:, k], fn)
+    n = vertex_normals_np(v, faces, normalize=False)
     ln = np.linalg.norm(n, axis=1, keepdims=True)
     return n / np.sqrt(np.maximum(ln, 1e-300))
 

@@ -20,6 +20,8 @@ __all__ = [
     "vertex_faces",
     "face_normals",
     "vertex_normals",
+    "face_normals_np",
+    "vertex_normals_np",
     "flipped_faces",
     "bounding_box_diagonal",
 ]
@@ -140,6 +142,33 @@ def vertex_normals(vertices, faces, *, normalize: bool = True):
     f = jnp.asarray(faces)
     n = jnp.zeros_like(v).at[f.reshape(-1)].add(jnp.repeat(fn, 3, axis=0))
     return _safe_unit(n) if normalize else n
+
+
+def face_normals_np(vertices, faces, *, normalize: bool = True) -> np.ndarray:
+    """numpy :func:`face_normals`: ``(F, 3) float64`` ``(v1 - v0) x (v2 - v0)`` (length 2 x area),
+    unit with ``normalize`` (zero-area faces: zero).  The one numpy implementation; the renderer,
+    the evaluation and the asset build call it."""
+    v = np.asarray(vertices, dtype=np.float64)
+    f = np.asarray(faces)
+    n = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
+    if not normalize:
+        return n
+    ln = np.sqrt(np.sum(n * n, axis=1, keepdims=True))
+    return n / np.where(ln > 0, ln, 1.0)
+
+
+def vertex_normals_np(vertices, faces, *, normalize: bool = True) -> np.ndarray:
+    """numpy :func:`vertex_normals`: ``(V, 3) float64`` sums of the incident faces' area vectors,
+    unit with ``normalize`` (zero for vertices in no face or only in zero-area faces)."""
+    v = np.asarray(vertices, dtype=np.float64)
+    f = np.asarray(faces)
+    fn = face_normals_np(v, f, normalize=False)
+    idx = f.ravel()
+    n = np.stack([np.bincount(idx, weights=np.repeat(fn[:, c], 3), minlength=v.shape[0]) for c in range(3)], axis=1)
+    if not normalize:
+        return n
+    ln = np.sqrt(np.sum(n * n, axis=1, keepdims=True))
+    return n / np.where(ln > 0, ln, 1.0)
 
 
 def flipped_faces(vertices, reference_vertices, faces):

@@ -20,7 +20,7 @@ import numpy as np
 
 from digitaltwin_jax.io.atomic import atomic_write_bytes
 from digitaltwin_jax.io.parts import MeshPart, check_part
-from digitaltwin_jax.render.shading import vertex_normals
+from digitaltwin_jax.geometry.mesh import vertex_normals_np as vertex_normals
 
 __all__ = ["write_glb", "read_glb", "split_seams"]
 

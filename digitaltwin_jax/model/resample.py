@@ -57,6 +57,8 @@ import time
 
 import numpy as np
 
+from digitaltwin_jax.geometry.mesh import vertex_normals_np
+
 __all__ = [
     "DecimationConfig",
     "Decimation",
@@ -196,15 +198,6 @@ def _check_mesh_inputs(vertices, faces, uvs, uv_faces):
     return v, f.astype(np.int64), t, tf.astype(np.int64)
 
 
-def _vertex_normals(v: np.ndarray, f: np.ndarray) -> np.ndarray:
-    fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
-    n = np.zeros_like(v)
-    for k in range(3):
-        np.add.at(n, f[:, k], fn)
-    norm = np.linalg.norm(n, axis=1, keepdims=True)
-    return np.divide(n, norm, out=np.zeros_like(n), where=norm > 0)
-
-
 class _Decimator:
     """Mutable half-edge-collapse state (private; see :func:`decimate_mesh`)."""
 
@@ -224,7 +217,7 @@ class _Decimator:
         self.locked[locked] = True
         self.locked = self.locked.tolist()
         self.importance = importance.tolist()
-        self.NF = [tuple(n) for n in _vertex_normals(v, f).tolist()]
+        self.NF = [tuple(n) for n in vertex_normals_np(v, f).tolist()]
         self.cos_normal = math.cos(math.radians(cfg.max_normal_change_deg))
         self.n_alive = sum(1 for s in self.vf if s)
         self.Q = self._initial_quadrics(v, f, tf).tolist()
@@ -860,7 +853,7 @@ def build_low_asset(full: dict, *, target_vertices: int = 2900, face_importance:
     if "visibility" in full:
         low["visibility"] = np.asarray(full["visibility"], dtype=np.float32)[keep]
     elapsed = time.perf_counter() - t0
-    full_normals = _vertex_normals(v, f)
+    full_normals = vertex_normals_np(v, f)
     quality = mesh_quality(lv, dec.faces, reference_normals=full_normals[keep])
     dev, _ = _nearest_triangles(v, lv, dec.faces)
     flip_corner, flip_near = _flip_checks(v, f, lv, dec.faces, keep)

@@ -9,30 +9,23 @@ from __future__ import annotations
 
 import numpy as np
 
+from digitaltwin_jax.geometry.mesh import face_normals_np, vertex_normals_np
+
 __all__ = ["vertex_normals", "face_normals", "sample_texture", "bilinear", "uv_to_pixel", "lambert", "blinn_phong"]
 
 
 def face_normals(vertices, faces, *, normalize: bool = True) -> np.ndarray:
     """``(F, 3) float32`` face normals ``(v1 - v0) x (v2 - v0)`` (outward for counter-clockwise faces).
 
-    With ``normalize=False`` the length is twice the triangle area.
+    With ``normalize=False`` the length is twice the triangle area.  Computed by
+    :func:`digitaltwin_jax.geometry.mesh.face_normals_np` (float64) after checking the shapes.
     """
-    v = np.asarray(vertices, dtype=np.float64)
-    f = np.asarray(faces)
-    if v.ndim != 2 or v.shape[1] != 3:
-        raise ValueError(f"vertices must have shape (V, 3), got {v.shape}")
-    if f.ndim != 2 or f.shape[1] != 3:
-        raise ValueError(f"faces must have shape (F, 3), got {f.shape}")
-    t = v[f]
-    n = np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0])
-    if normalize:
-        ln = np.linalg.norm(n, axis=1, keepdims=True)
-        n = n / np.where(ln > 0, ln, 1.0)
-    return n.astype(np.float32)
+    v, f = _check_mesh(vertices, faces)
+    return face_normals_np(v, f, normalize=normalize).astype(np.float32)
 
 
 def vertex_normals(vertices, faces) -> np.ndarray:
-    """Area-weighted unit vertex normals.
+    """Area-weighted unit vertex normals (:func:`digitaltwin_jax.geometry.mesh.vertex_normals_np`).
 
     Args:
       vertices: ``(V, 3) float`` positions.
@@ -42,15 +35,18 @@ def vertex_normals(vertices, faces) -> np.ndarray:
       ``(V, 3) float32`` unit normals (the sum of the incident faces' area vectors, normalised);
       ``(0, 0, 0)`` for vertices in no face or only in degenerate faces.
     """
+    v, f = _check_mesh(vertices, faces)
+    return vertex_normals_np(v, f).astype(np.float32)
+
+
+def _check_mesh(vertices, faces):
     v = np.asarray(vertices, dtype=np.float64)
     f = np.asarray(faces)
-    fn = face_normals(v, f, normalize=False).astype(np.float64)
-    n = np.zeros_like(v)
-    idx = f.ravel()
-    for c in range(3):
-        n[:, c] = np.bincount(idx, weights=np.repeat(fn[:, c], 3), minlength=v.shape[0])
-    ln = np.linalg.norm(n, axis=1, keepdims=True)
-    return (n / np.where(ln > 0, ln, 1.0)).astype(np.float32)
+    if v.ndim != 2 or v.shape[1] != 3:
+        raise ValueError(f"vertices must have shape (V, 3), got {v.shape}")
+    if f.ndim != 2 or f.shape[1] != 3:
+        raise ValueError(f"faces must have shape (F, 3), got {f.shape}")
+    return v, f
 
 
 def uv_to_pixel(uv, height: int, width: int) -> np.ndarray:
