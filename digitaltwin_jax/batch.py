@@ -83,9 +83,7 @@ def avatars_local(jobs, config: AvatarConfig = AvatarConfig(), *, overwrite: boo
     def record(photo, outcome):
         status, value = outcome
         results[photo] = (status, _rebuild(value) if status == "error" else value)
-        if status == "error":
-            bar.write(f"failed {os.path.basename(photo)}: {results[photo][1]}")
-        bar.update(1)
+        bar.update(1)  # failures are listed by the caller (the command prints and records them)
 
     try:
         if n == 1 or len(jobs) <= 1:
