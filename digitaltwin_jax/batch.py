@@ -16,28 +16,37 @@ computed once per worker.
 * Failures: a photo's exception is returned (as ``("error", exception)``), the batch goes on; if a
   worker process dies (killed, out of memory) the photos not finished by then are returned as
   ``RuntimeError("worker process died ...")`` and a rerun resumes them.
+* Threads: the workers already fill the CPUs, so each runs OpenBLAS single-threaded
+  (``OPENBLAS_NUM_THREADS=1`` unless the caller set it; set before NumPy loads in the worker).  Two
+  workers with two BLAS threads each on two cores thrash; the files are the same either way (the
+  tests compare a two-worker batch byte for byte with one process).
 """
 from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from typing import Callable
 
-from digitaltwin_jax.pipeline import AvatarConfig
-from digitaltwin_jax.ray_avatars import AvatarSetup, _portable, _rebuild
+# nothing here imports NumPy at module level: a worker sets its thread environment first (_init_worker)
 
-__all__ = ["default_workers", "avatars_local"]
+__all__ = ["default_workers", "avatars_local", "WORKER_ENV"]
+
+#: Environment a worker process sets (where not set already) before NumPy loads.
+WORKER_ENV = {"OPENBLAS_NUM_THREADS": "1"}
 
 # The photo function of a worker process, set once by _init_worker inside that process (each worker
 # process has its own; the driver never sets it).
 _WORKER_ONE = None
 
 
-def _init_worker(setup: AvatarSetup) -> None:
+def _init_worker(setup_blob: bytes, env: dict) -> None:
     global _WORKER_ONE
-    _WORKER_ONE = setup()
+    for k, v in env.items():
+        os.environ.setdefault(k, v)
+    _WORKER_ONE = pickle.loads(setup_blob)()  # unpickling imports the pipeline (NumPy, JAX)
 
 
 def _run(job: tuple) -> tuple:
@@ -53,14 +62,14 @@ def default_workers(n_jobs: int) -> int:
     return max(1, min(cpus, int(n_jobs)))
 
 
-def avatars_local(jobs, config: AvatarConfig = AvatarConfig(), *, overwrite: bool = False,
+def avatars_local(jobs, config=None, *, overwrite: bool = False,
                   workers: int | None = None, init: Callable[[], object] | None = None,
                   progress: bool = True) -> dict:
     """Make the avatars of ``jobs`` in worker processes on this machine.
 
     Args:
       jobs: ``[(photo path, output folder), ...]``.
-      config: :class:`~digitaltwin_jax.pipeline.AvatarConfig` of every photo.
+      config: :class:`~digitaltwin_jax.pipeline.AvatarConfig` of every photo (default ``AvatarConfig()``).
       overwrite: replace existing output folders.
       workers: worker processes (default :func:`default_workers`); 1 runs in this process.
       init: picklable zero-argument callable each worker runs first (e.g. enable a compilation cache).
@@ -72,6 +81,10 @@ def avatars_local(jobs, config: AvatarConfig = AvatarConfig(), *, overwrite: boo
     """
     from tqdm import tqdm
 
+    from digitaltwin_jax.pipeline import AvatarConfig
+    from digitaltwin_jax.ray_avatars import AvatarSetup, _portable, _rebuild
+
+    config = AvatarConfig() if config is None else config
     jobs = [(str(p), str(o)) for p, o in jobs]
     if workers is not None and int(workers) < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
@@ -92,7 +105,8 @@ def avatars_local(jobs, config: AvatarConfig = AvatarConfig(), *, overwrite: boo
                 record(job[0], one(job))
         else:
             ctx = multiprocessing.get_context("spawn")  # JAX and fork do not mix (threads)
-            with ProcessPoolExecutor(n, mp_context=ctx, initializer=_init_worker, initargs=(setup,)) as pool:
+            with ProcessPoolExecutor(n, mp_context=ctx, initializer=_init_worker,
+                                     initargs=(pickle.dumps(setup), WORKER_ENV)) as pool:
                 futures = [pool.submit(_run, job) for job in jobs]
                 try:
                     for fut in as_completed(futures):

@@ -62,3 +62,17 @@ def test_default_workers_and_bad_counts():
     else:
         raise AssertionError("workers=0 accepted")
     assert cli.main(["avatar", "--batch", ".", "--workers", "0"]) == cli.EXIT_USAGE
+
+
+def test_worker_sets_single_threaded_blas_before_numpy_loads():
+    import subprocess
+    import sys
+
+    code = ("import os, pickle, sys\n"
+            "os.environ.pop('OPENBLAS_NUM_THREADS', None)\n"
+            "import digitaltwin_jax.batch as b\n"
+            "assert 'numpy' not in sys.modules, 'numpy loaded before the worker could set its threads'\n"
+            "b._init_worker(pickle.dumps(dict), b.WORKER_ENV)\n"
+            "assert os.environ['OPENBLAS_NUM_THREADS'] == '1' and b._WORKER_ONE == {}\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
