@@ -20,7 +20,7 @@ machine is shared; OpenCV may use both cores).
 
 Fidelity (issue 19, :mod:`digitaltwin_jax.texture.metrics`; :func:`fidelity` runs them alone):
 
-* re-render: ``reconstruct`` on ``examples/astronaut.png`` (default config), the texture rebuilt on
+* re-render: ``reconstruct`` on each of :data:`PHOTOS` (default config), the texture rebuilt on
   that fit (``texture_config``), then the head drawn with its diffuse map from the fitted camera,
   texture only (a de-lit map also re-lit with its fitted shading), against the photo inside the face
   (landmark hull minus eyes and inner mouth): PSNR, SSIM, mean colour bias;
@@ -175,8 +175,9 @@ def run(quick: bool = False) -> list[dict]:
     return rows
 
 
-def rerender_rows(texture_config=None, *, mask_kwargs: dict | None = None) -> list[dict]:
-    """Re-render and seam rows on ``examples/astronaut.png`` (module docstring).
+def rerender_rows(texture_config=None, *, mask_kwargs: dict | None = None,
+                  photo: str = "examples/astronaut.png") -> list[dict]:
+    """Re-render and seam rows on ``photo`` (relative to the repository; module docstring).
 
     The avatar's texture is rebuilt with ``texture_config`` (default: :class:`TextureConfig`, 2048)
     on the fitted head.  A de-lit map is compared twice: re-lit with its fitted shading
@@ -186,15 +187,15 @@ def rerender_rows(texture_config=None, *, mask_kwargs: dict | None = None) -> li
     from digitaltwin_jax.io.images import read_image
     from digitaltwin_jax.pipeline import AvatarConfig, reconstruct
 
-    photo = read_image(ROOT / "examples" / "astronaut.png")
-    av = reconstruct(photo, config=AvatarConfig())
-    return texture_fidelity_rows(photo, av.vertices_camera, av.K, av.landmarks_2d,
+    image = read_image(ROOT / photo)
+    av = reconstruct(image, config=AvatarConfig())
+    return texture_fidelity_rows(image, av.vertices_camera, av.K, av.landmarks_2d,
                                  load_head_model(av.info["resolution"]), texture_config,
-                                 mask_kwargs=mask_kwargs)
+                                 mask_kwargs=mask_kwargs, name=photo)
 
 
 def texture_fidelity_rows(photo, vertices_camera, K, landmarks, model, texture_config=None, *,
-                          mask_kwargs: dict | None = None) -> list[dict]:
+                          mask_kwargs: dict | None = None, name: str = "examples/astronaut.png") -> list[dict]:
     """The rows of :func:`rerender_rows` for a given fit (photo, camera-frame vertices, K, 68 landmarks);
     the photo is masked by :func:`~digitaltwin_jax.texture.face_region.projection_mask` (face oval,
     inner mouth and hair out; ``mask_kwargs`` are passed to it, e.g. ``hair=False, exclude_mouth=False``
@@ -214,7 +215,7 @@ def texture_fidelity_rows(photo, vertices_camera, K, landmarks, model, texture_c
     rows = []
     for label, t in maps:
         rr = rerender_scores(photo, vertices_camera, model.faces, K, model.uvs, model.uv_faces, t, landmarks)
-        rows.append(dict(area=AREA, case=f"re-render inside the face, examples/astronaut.png ({label})",
+        rows.append(dict(area=AREA, case=f"re-render inside the face, {name} ({label})",
                          ours_ms=None, baseline=None, baseline_ms=None, target=">= 26 dB", value=rr.psnr,
                          notes=f"PSNR {rr.psnr:.2f} dB, SSIM {rr.ssim:.4f} on {rr.pixels} px; mean bias render - "
                                f"photo (R, G, B) {np.round(rr.bias, 1).tolist()} levels; blend {cfg.blend}, "
@@ -222,7 +223,7 @@ def texture_fidelity_rows(photo, vertices_camera, K, landmarks, model, texture_c
     size = tex.shape[0]
     chart = res.projected.chart_mask
     ss = seam_scores(tex, (res.confidence >= cfg.blend_threshold) & chart, chart, radius=max(1, size // 256))
-    rows.append(dict(area=AREA, case="seam: photo region / bank border, examples/astronaut.png",
+    rows.append(dict(area=AREA, case=f"seam: photo region / bank border, {name}",
                      ours_ms=None, baseline=None, baseline_ms=None, target="ratios ~ 1", value=ss.gradient_ratio,
                      notes=f"colour jump {ss.colour_jump:.1f} levels (inside {ss.colour_inside:.1f}, bank "
                            f"{ss.colour_outside:.1f}; ratio {ss.colour_ratio:.2f}); gradient jump "
@@ -270,17 +271,26 @@ def albedo_rows(quick: bool = False, texture_config=None, *, mask_kwargs: dict |
                        f"load {load:.1f}")]
 
 
+#: The real photos of the re-render rows (README "Texture fidelity"; licences in examples/README.md).
+PHOTOS = ("examples/astronaut.png", "examples/grace_hopper.jpg")
+
+
 def fidelity(quick: bool = False, *, texture_config=None, mask_kwargs: dict | None = None) -> list[dict]:
-    """Issue 19 fidelity rows: re-render, seams, albedo recovery (module docstring)."""
-    return (rerender_rows(texture_config, mask_kwargs=mask_kwargs)
-            + albedo_rows(quick, texture_config, mask_kwargs=mask_kwargs))
+    """Issue 19 fidelity rows: re-render and seams on :data:`PHOTOS`, albedo recovery (module docstring)."""
+    rows = []
+    for photo in PHOTOS[:1] if quick else PHOTOS:
+        rows += rerender_rows(texture_config, mask_kwargs=mask_kwargs, photo=photo)
+    return rows + albedo_rows(quick, texture_config, mask_kwargs=mask_kwargs)
 
 
 if __name__ == "__main__":
     import sys
 
     if "--fidelity" in sys.argv or "--albedo" in sys.argv:
-        tc = TextureConfig() if "--no-delight" not in sys.argv else TextureConfig(delight=None)
+        from digitaltwin_jax.texture.delight import DelightConfig
+
+        # default: no de-lighting (the shipped default since issue 19's decision); --delight: de-lit maps
+        tc = TextureConfig(delight=DelightConfig()) if "--delight" in sys.argv else TextureConfig()
         legacy = "--legacy" in sys.argv  # the texture stage before issue 19
         if legacy:
             tc = TextureConfig(blend="poisson", color_transfer=False, delight=None)

@@ -3,7 +3,7 @@ bank texture (background) -> one UV diffuse map, blended with Poisson image edit
 
 Steps of :func:`build_texture`:
   1. :func:`~.projection.project_texture`: colours and confidence per texel; with ``delight``
-     (default) the photo's low-frequency shading is fitted as spherical harmonics of the normals and
+     (off by default) the photo's low-frequency shading is fitted as spherical harmonics of the normals and
      divided out (:mod:`.delight`; ``TextureResult.lighting`` keeps it, :func:`relight_texture`
      puts it back);
   2. bank entry: closest identity embedding (L1), else closest skin tone (see :mod:`.bank`);
@@ -71,7 +71,10 @@ class TextureConfig:
       projection: :class:`~.projection.ProjectionConfig`.
       poisson: :class:`~.poisson.PoissonConfig`.
       delight: :class:`~.delight.DelightConfig` to divide the fitted spherical-harmonic shading out
-        of the projected colours before blending (default), or None (keep the photo's shading).
+        of the projected colours before blending, or None (default: keep the photo's shading; the
+        map then re-renders the photo from its camera: 28.1 / 27.2 dB on the two example photos
+        against 20.4 / 21.7 dB de-lit, while de-lit maps recover albedo better, 31.3 against 24.2 dB
+        on synthetic renders; README "Texture").
     """
 
     size: int = 2048
@@ -88,7 +91,7 @@ class TextureConfig:
     gen_size: int = 512
     projection: ProjectionConfig = ProjectionConfig()
     poisson: PoissonConfig = PoissonConfig()
-    delight: DelightConfig | None = DelightConfig()
+    delight: DelightConfig | None = None
 
     def __post_init__(self):
         if self.blend not in ("band", "poisson"):

@@ -92,8 +92,8 @@ def test_build_texture_delighting_recovers_a_shaded_sphere_texture():
     img, _ = render_mesh(vc, m.faces, K, (320, 320), uvs=m.uvs, uv_faces=m.uv_faces, texture=true,
                          ambient=0.35, diffuse=0.65, light_dir=(-0.5, -0.6, -1.0))
     photo = (img * 255 + 0.5).astype(np.uint8)
-    on = build_texture(photo, vc, K, m, config=TextureConfig(size=size))
-    off = build_texture(photo, vc, K, m, config=TextureConfig(size=size, delight=None))
+    on = build_texture(photo, vc, K, m, config=TextureConfig(size=size, delight=DelightConfig()))
+    off = build_texture(photo, vc, K, m, config=TextureConfig(size=size))  # the default: no de-lighting
     seen = on.confidence >= 0.5
     s_on, s_off = albedo_scores(on.diffuse, true, seen), albedo_scores(off.diffuse, true, seen)
     assert s_off.psnr_gain < 22 and s_on.psnr_gain > s_off.psnr_gain + 4
