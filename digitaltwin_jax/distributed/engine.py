@@ -141,7 +141,10 @@ def map_items(ray, setup: Callable[[], Callable[[Any], Any]], items: Iterable, *
         inflight[actors[a].ready.remote()] = (-1, a, None)
     bar = tqdm(total=len(items), desc=desc, unit=unit, disable=not progress, smoothing=0.05)
     try:
-        while inflight:
+        # stop when every item is done, even if an actor never started (more workers than free CPUs)
+        while pending or any(a != -1 for a, _, _ in inflight.values()):
+            if not inflight:
+                raise RuntimeError(f"no Ray worker left with {len(pending)} items to go; rerun to resume")
             done, _ = ray.wait(list(inflight), num_returns=1)
             ref = done[0]
             a, key, item = inflight.pop(ref)

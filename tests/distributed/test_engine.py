@@ -67,3 +67,11 @@ def test_bad_config_is_refused():
         MapConfig(workers=0)
     with pytest.raises(ValueError, match="in_flight"):
         MapConfig(in_flight=0)
+
+
+def test_more_workers_than_cpus_still_finishes(engine_ray, tmp_path):
+    # 3 one-CPU actors on 2 CPUs: one is never placed; the other two do every item
+    res = map_items(engine_ray, _Setup(str(tmp_path / "log")), [0, 1, 2, 5], config=MapConfig(workers=3),
+                    progress=False)
+    assert res.workers == 3 and 1 <= len(res.setup_seconds) <= 2 and not res.failed
+    assert {k: v[0] for k, v in res.results.items()} == {0: 0, 1: 1, 2: 4, 5: 25}
