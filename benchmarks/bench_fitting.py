@@ -23,6 +23,7 @@ import numpy as np
 
 from digitaltwin_jax import fitting as F
 from digitaltwin_jax.energies import corrective as corr
+from digitaltwin_jax.geometry.laplacian import normalized_laplacian
 from digitaltwin_jax.energies import landmarks as lmk
 from digitaltwin_jax.energies import priors
 from digitaltwin_jax.model.head_model import asset_path, load_head_model
@@ -80,7 +81,7 @@ class _DenseVars:
 
 def dense_fit_fn(model, config: F.FitConfig, num_iterations: int):
     """A jitted dense-jacfwd fit ``(landmarks, mask, scale, q0, t0, focal, principal) -> energies``."""
-    lap = corr.ell_matrix(corr.laplacian_matrix(model.vertices, model.faces, config.laplacian), np.float32)
+    lap = corr.ell_matrix(normalized_laplacian(model.vertices, model.faces, config.laplacian), np.float32)
     lines = lmk.contour_lines(model.vertices, model.faces, model.landmark_indices, model.contour_candidates,
                               model.outer_surface_mask, max_points=config.contour_points)
     fixed_idx, fixed_w = lmk.fixed_samples(model.landmark_indices)

@@ -15,7 +15,7 @@ import numpy as np
 
 from digitaltwin_jax.geometry.rotations import quaternion_to_matrix
 
-__all__ = ["intrinsics", "project", "project_pinhole", "transform", "frontal_rotation", "FRONTAL_QUATERNION", "epnp_pose"]
+__all__ = ["intrinsics", "intrinsics_np", "project", "project_pinhole", "transform", "frontal_rotation", "FRONTAL_QUATERNION", "epnp_pose"]
 
 # Rotation by pi about the x axis, (w, x, y, z): maps head frame (y up, z toward viewer) to the
 # OpenCV camera frame (y down, z away from the viewer).
@@ -44,6 +44,19 @@ def intrinsics(image_size, focal_scale=1.0):
     return jnp.stack(
         [jnp.stack([f, z, z + w / 2.0]), jnp.stack([z, f, z + h / 2.0]), jnp.stack([z, z, o])]
     )
+
+
+def intrinsics_np(image_size, focal_scale=1.0) -> np.ndarray:
+    """numpy :func:`intrinsics`, batched: ``(..., 3, 3) float64`` K for ``focal_scale`` of shape ``(...)``.
+
+    The one numpy builder of K (EPnP, the fit's results, the synthetic scenes call it).
+    """
+    h, w = image_size
+    f = np.asarray(focal_scale, np.float64) * float(max(h, w))
+    K = np.zeros(f.shape + (3, 3))
+    K[..., 0, 0] = K[..., 1, 1] = f
+    K[..., 0, 2], K[..., 1, 2], K[..., 2, 2] = w / 2.0, h / 2.0, 1.0
+    return K
 
 
 def transform(points, q, t):
@@ -101,8 +114,7 @@ def epnp_pose(object_points, image_points, image_size, focal_scale=1.0):
     if obj.shape[0] < 4:
         raise ValueError(f"EPnP needs at least 4 valid point pairs, got {obj.shape[0]}")
     h, w = image_size
-    f = float(focal_scale) * float(max(h, w))
-    K = np.array([[f, 0.0, w / 2.0], [0.0, f, h / 2.0], [0.0, 0.0, 1.0]])  # = intrinsics(), in numpy
+    K = intrinsics_np((h, w), float(focal_scale))
     good, rvec, tvec = cv2.solvePnP(obj, img, K, None, flags=cv2.SOLVEPNP_EPNP)
     if not good or not np.all(np.isfinite(rvec)) or not np.all(np.isfinite(tvec)):
         raise ValueError("EPnP failed (degenerate point configuration)")

@@ -30,3 +30,14 @@ def test_landmark_projection_matches_camera_and_opencv():
         R = np.asarray(quaternion_to_matrix(q / np.linalg.norm(q)))
     cv = cv2.projectPoints(p, cv2.Rodrigues(R)[0], t, K, None)[0].reshape(-1, 2)
     np.testing.assert_allclose(ours, cv, atol=1e-6)
+
+
+def test_intrinsics_np_batched_matches_closed_form_and_jax():
+    from digitaltwin_jax.camera import intrinsics, intrinsics_np
+
+    fs = np.array([[0.5, 1.0, 2.0]])
+    K = intrinsics_np((480, 640), fs)
+    assert K.shape == (1, 3, 3, 3) and K.dtype == np.float64
+    for i, s in enumerate(fs[0]):
+        np.testing.assert_array_equal(K[0, i], [[640 * s, 0, 320], [0, 640 * s, 240], [0, 0, 1]])
+        np.testing.assert_allclose(K[0, i], np.asarray(intrinsics((480, 640), s)), rtol=1e-6)

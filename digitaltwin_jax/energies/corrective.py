@@ -35,11 +35,8 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
 
-from digitaltwin_jax.geometry.mesh import unique_edges
 
 __all__ = [
-    "LAPLACIAN_KINDS",
-    "laplacian_matrix",
     "EllMatrix",
     "ell_matrix",
     "ell_matvec",
@@ -52,50 +49,6 @@ __all__ = [
     "corrective_field",
     "CorrectiveTerm",
 ]
-
-LAPLACIAN_KINDS = ("uniform", "cotangent")
-
-
-def laplacian_matrix(vertices, faces, kind: str = "uniform") -> sp.csr_matrix:
-    """Constant ``(V, V)`` Laplacian ``L = I - W`` (rows of W sum to 1), scipy CSR float64.
-
-    Args:
-      vertices: ``(V, 3)`` the neutral mesh (only used for ``kind="cotangent"``).
-      faces: ``(F, 3) int``; every vertex must belong to a face.
-      kind: ``"uniform"`` (W = D^{-1} A of the edge graph) or ``"cotangent"`` (W = normalised
-        cotangent weights of the neutral mesh, negative weights clamped to 0).
-
-    ``(L p)_i = p_i - sum_j W_ij p_j`` is the Laplacian coordinate of vertex i (Sorkine et al. 2004).
-    """
-    if kind not in LAPLACIAN_KINDS:
-        raise ValueError(f"kind must be one of {LAPLACIAN_KINDS}, got {kind!r}")
-    v = np.asarray(vertices, dtype=np.float64)
-    f = np.asarray(faces, dtype=np.int64)
-    if f.ndim != 2 or f.shape[1] != 3:
-        raise ValueError(f"faces must have shape (F, 3), got {f.shape}")
-    n = v.shape[0]
-    if kind == "uniform":
-        e = unique_edges(f)
-        rows, cols, w = np.r_[e[:, 0], e[:, 1]], np.r_[e[:, 1], e[:, 0]], np.ones(2 * len(e))
-    else:
-        rows, cols, w = [], [], []
-        for k in range(3):
-            i, j, o = f[:, k], f[:, (k + 1) % 3], f[:, (k + 2) % 3]
-            a, b = v[i] - v[o], v[j] - v[o]
-            cross = np.linalg.norm(np.cross(a, b), axis=1)
-            cot = np.sum(a * b, axis=1) / np.maximum(cross, 1e-12)
-            cot = np.maximum(cot, 0.0) * 0.5
-            rows += [i, j]
-            cols += [j, i]
-            w += [cot, cot]
-        rows, cols, w = np.concatenate(rows), np.concatenate(cols), np.concatenate(w)
-    W = sp.coo_matrix((w, (rows, cols)), shape=(n, n)).tocsr()
-    s = np.asarray(W.sum(axis=1)).ravel()
-    if np.any(s <= 0):
-        bad = np.flatnonzero(s <= 0)[:5]
-        raise ValueError(f"vertices without neighbours (or zero weights) in the Laplacian, e.g. {bad.tolist()}")
-    return (sp.eye(n, format="csr") - sp.diags(1.0 / s) @ W).tocsr()
-
 
 @functools.partial(jax.tree_util.register_dataclass, data_fields=["cols", "vals"], meta_fields=[])
 @dataclasses.dataclass(frozen=True)
@@ -145,7 +98,7 @@ def corrective_residual(delta_p, expression_offset, laplacian: EllMatrix, lambda
     Args:
       delta_p: ``(V, 3)`` corrective field deltaP.
       expression_offset: ``(V, 3)`` ``sum_i (beta_i - beta_i^{t-1}) B_i``.
-      laplacian: ``(V, V)`` :class:`EllMatrix` L (see :func:`laplacian_matrix`, :func:`ell_matrix`).
+      laplacian: ``(V, V)`` :class:`EllMatrix` L (see :func:`digitaltwin_jax.geometry.laplacian.normalized_laplacian`, :func:`ell_matrix`).
       lambda_delta: the paper's lambda_delta (4).
     """
     lap = ell_matvec(laplacian, jnp.asarray(expression_offset) + delta_p)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from digitaltwin_jax.energies import corrective as corr
+from digitaltwin_jax.geometry.laplacian import LAPLACIAN_KINDS
 
 __all__ = ["FitConfig"]
 
@@ -86,8 +86,8 @@ class FitConfig:
             raise ValueError(f"FitConfig.expression_sigma must be > 0, got {self.expression_sigma}")
         if self.num_iterations < 0 or self.num_identity < 0 or self.contour_points < 1:
             raise ValueError("num_iterations and num_identity must be >= 0, contour_points >= 1")
-        if self.laplacian not in corr.LAPLACIAN_KINDS:
-            raise ValueError(f"FitConfig.laplacian must be one of {corr.LAPLACIAN_KINDS}, got {self.laplacian!r}")
+        if self.laplacian not in LAPLACIAN_KINDS:
+            raise ValueError(f"FitConfig.laplacian must be one of {LAPLACIAN_KINDS}, got {self.laplacian!r}")
         lo, hi = self.beta_bounds
         if not lo < hi:
             raise ValueError(f"FitConfig.beta_bounds must be (low, high) with low < high, got {self.beta_bounds}")

@@ -16,6 +16,7 @@ from digitaltwin_jax.fitting.config import FitConfig
 from digitaltwin_jax.fitting.init import initial_pose
 from digitaltwin_jax.fitting.inputs import _base_shape, _check_image_size, _check_landmarks
 from digitaltwin_jax.fitting.variables import FitVariables, _dataclass_pytree
+from digitaltwin_jax.geometry.laplacian import normalized_laplacian
 from digitaltwin_jax.geometry.rotations import quaternion_to_matrix
 from digitaltwin_jax.model.head_model import HeadModel
 
@@ -89,7 +90,7 @@ def prepare(model: HeadModel, config: FitConfig = FitConfig(), *, corrective: bo
     k = key[1]
     cc = None
     if corrective:
-        lap = corr.laplacian_matrix(model.vertices, model.faces, config.laplacian)
+        lap = normalized_laplacian(model.vertices, model.faces, config.laplacian)
         cc = corr.condense_corrective(lap, model.expression_basis, handles, config.lambda_delta)
     with jax.enable_x64(True):
         dev = functools.partial(jnp.asarray, dtype=jnp.float64)

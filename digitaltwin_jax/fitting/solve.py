@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from digitaltwin_jax.camera import transform
+from digitaltwin_jax.camera import intrinsics_np, transform
 from digitaltwin_jax.energies import corrective as corr
 from digitaltwin_jax.energies import landmarks as lmk
 from digitaltwin_jax.fitting.config import FitConfig
@@ -169,10 +169,7 @@ def _result(out, terms, image_size, landmarks, valid) -> FitResult:
     h, w = image_size
     err = np.linalg.norm(o["landmarks_2d"] - landmarks, axis=-1)
     err = np.where(valid, err, np.nan)
-    f = o["f_s"] * float(max(h, w))
-    K = np.zeros(f.shape + (3, 3))
-    K[..., 0, 0] = K[..., 1, 1] = f
-    K[..., 0, 2], K[..., 1, 2], K[..., 2, 2] = w / 2.0, h / 2.0, 1.0
+    K = intrinsics_np((h, w), o["f_s"])
     return FitResult(
         params=FitParams(
             beta=f32(o["beta"]), delta_p=f32(o["delta_p"]), t=f32(o["t"]), q=f32(o["q"]), f_s=f32(o["f_s"]),

@@ -1,4 +1,6 @@
-"""Cotangent Laplacian, cotangent weights and mass matrices (the c_ij of supplementary eq. 5 and 7).
+"""Cotangent Laplacian, cotangent weights and mass matrices (the c_ij of supplementary eq. 5 and 7),
+and the constant normalised Laplacian ``I - W`` of the corrective term (paper eq. 2,
+:func:`normalized_laplacian`, scipy).
 
 Sign convention (libigl's ``cotmatrix``): ``L[i, j] = 1/2 (cot a_ij + cot b_ij)`` for an edge (i, j)
 with opposite angles a_ij, b_ij, and ``L[i, i] = -sum_j L[i, j]``; L is symmetric negative
@@ -19,6 +21,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.sparse as sp
 from jax.experimental import sparse as jsparse
 
 from digitaltwin_jax.geometry.mesh import check_faces, check_vertices, unique_edges
@@ -31,6 +34,8 @@ __all__ = [
     "laplacian_apply",
     "vertex_areas",
     "mass_matrix",
+    "LAPLACIAN_KINDS",
+    "normalized_laplacian",
 ]
 
 DEGENERATE_EPS = 1e-6
@@ -218,3 +223,48 @@ def mass_matrix(vertices, faces, *, kind: str = "voronoi", eps: float = DEGENERA
     m = vertex_areas(vertices, faces, kind=kind, eps=eps)
     idx = jnp.arange(m.shape[0])
     return jsparse.BCOO((m, jnp.stack([idx, idx], axis=1)), shape=(m.shape[0], m.shape[0]))
+
+
+# ------------------------------------------------------------ the normalised (constant) Laplacian
+
+LAPLACIAN_KINDS = ("uniform", "cotangent")
+
+
+def normalized_laplacian(vertices, faces, kind: str = "uniform") -> sp.csr_matrix:
+    """Constant ``(V, V)`` Laplacian ``L = I - W`` (rows of W sum to 1), scipy CSR float64.
+
+    Args:
+      vertices: ``(V, 3)`` the neutral mesh (only used for ``kind="cotangent"``).
+      faces: ``(F, 3) int``; every vertex must belong to a face.
+      kind: ``"uniform"`` (W = D^{-1} A of the edge graph) or ``"cotangent"`` (W = normalised
+        cotangent weights of the mesh, :func:`cotangent_weights` in float64 with each corner's
+        negative half cotangent clamped to 0).
+
+    ``(L p)_i = p_i - sum_j W_ij p_j`` is the Laplacian coordinate of vertex i (Sorkine et al. 2004;
+    the corrective term of paper eq. 2).
+
+    Raises:
+      ValueError: unknown ``kind``, bad faces, or a vertex without neighbours (zero row weight).
+    """
+    if kind not in LAPLACIAN_KINDS:
+        raise ValueError(f"kind must be one of {LAPLACIAN_KINDS}, got {kind!r}")
+    v = np.asarray(vertices, dtype=np.float64)
+    f = np.asarray(faces, dtype=np.int64)
+    if f.ndim != 2 or f.shape[1] != 3:
+        raise ValueError(f"faces must have shape (F, 3), got {f.shape}")
+    n = v.shape[0]
+    if kind == "uniform":
+        e = unique_edges(f)
+        rows, cols, w = np.r_[e[:, 0], e[:, 1]], np.r_[e[:, 1], e[:, 0]], np.ones(2 * len(e))
+    else:
+        with jax.enable_x64(True):
+            half_cot = np.maximum(np.asarray(cotangent_weights(v, f)), 0.0)  # (F, 3), corner k -> edge (k+1, k+2)
+        i, j = f[:, [1, 2, 0]].T.ravel(), f[:, [2, 0, 1]].T.ravel()
+        w_k = half_cot.T.ravel()
+        rows, cols, w = np.r_[i, j], np.r_[j, i], np.r_[w_k, w_k]
+    W = sp.coo_matrix((w, (rows, cols)), shape=(n, n)).tocsr()
+    s = np.asarray(W.sum(axis=1)).ravel()
+    if np.any(s <= 0):
+        bad = np.flatnonzero(s <= 0)[:5]
+        raise ValueError(f"vertices without neighbours (or zero weights) in the Laplacian, e.g. {bad.tolist()}")
+    return (sp.eye(n, format="csr") - sp.diags(1.0 / s) @ W).tocsr()

@@ -24,7 +24,7 @@ import dataclasses
 
 import numpy as np
 
-from digitaltwin_jax.camera import frontal_rotation
+from digitaltwin_jax.camera import frontal_rotation, intrinsics_np
 from digitaltwin_jax.synth import lighting as lighting_mod
 from digitaltwin_jax.synth.backgrounds import BACKGROUND_KINDS, PROCEDURAL_KINDS, PROCEDURAL_WEIGHTS
 from digitaltwin_jax.synth.shapes import random_expression
@@ -235,8 +235,7 @@ def sample_scene(index: int, seed: int, config: SceneConfig, shape_source, model
     size = int(config.image_size)
     fov = float(rng.uniform(*cam.fov_deg))
     fs = 1.0 / (2.0 * np.tan(np.deg2rad(fov) / 2.0))
-    f = fs * size  # digitaltwin_jax.camera.intrinsics((size, size), fs), in numpy
-    K = np.array([[f, 0.0, size / 2.0], [0.0, f, size / 2.0], [0.0, 0.0, 1.0]])
+    K = intrinsics_np((size, size), fs)
     frac = float(rng.uniform(*cam.face_width_fraction))
     lm = v[np.asarray(model.landmark_indices)].astype(np.float64)
     jaw = float(np.linalg.norm(lm[0] - lm[16]))
