@@ -97,13 +97,18 @@ def _avatar_one(photo: Path, outdir: Path, args, model_cache: dict) -> dict:
 
 
 def _cmd_avatar(args) -> int:
-    if args.batch is None and args.photo is None:
+    if args.batch is None and not args.photo:
         print("error: give a PHOTO or --batch DIR", file=sys.stderr)
+        return EXIT_USAGE
+    if args.batch is not None and args.photo:
+        print("error: give PHOTO(s) or --batch DIR, not both", file=sys.stderr)
         return EXIT_USAGE
     cache = enable_compilation_cache()
     if args.batch is not None:
         return _cmd_batch(args)
-    photo = Path(args.photo)
+    if len(args.photo) > 1:
+        return _cmd_photos(args, cache)
+    photo = Path(args.photo[0])
     outdir = Path(args.output) if args.output else Path("out") / photo.stem
     t0 = time.perf_counter()
     try:
@@ -125,6 +130,35 @@ def _cmd_avatar(args) -> int:
           f"{info['landmark_rmse_px']:.2f} px)")
     print(f"  look at {outdir / 'preview.png'}; load {outdir / 'head.glb'} in a glTF viewer "
           f"(compilation cache: {cache})")
+    return EXIT_OK
+
+
+def _cmd_photos(args, cache) -> int:
+    """Several photos of one person -> one avatar (:func:`digitaltwin_jax.pipeline.reconstruct_files`)."""
+    import dataclasses
+
+    from digitaltwin_jax.pipeline import reconstruct_files
+
+    photos = [Path(p) for p in args.photo]
+    outdir = Path(args.output) if args.output else Path("out") / photos[0].stem
+    config = dataclasses.replace(_avatar_config(args), same_camera=True if args.same_camera else None, force=args.force)
+    t0 = time.perf_counter()
+    try:
+        info = reconstruct_files(photos, outdir, config=config, overwrite=args.overwrite)
+    except Exception as exc:  # noqa: BLE001 - mapped to exit codes; messages name the photo
+        from digitaltwin_jax.multiview.shape import DifferentPeopleError
+
+        code = EXIT_USAGE if isinstance(exc, DifferentPeopleError) else _error_code(exc)
+        print(f"error: {exc}", file=sys.stderr)
+        if code == EXIT_INTERNAL:
+            traceback.print_exc()
+        return code
+    for w in info.get("warnings", []):
+        print(f"warning: {w}", file=sys.stderr)
+    rmse = ", ".join(f"{name} {e:.2f} px" for name, e in info["photos"])
+    print(f"avatar of {len(photos)} photos written to {outdir}/ in {time.perf_counter() - t0:.1f} s "
+          f"(shape source {info.get('shape_source')}; landmark reprojection RMSE {rmse})")
+    print(f"  look at {outdir / 'preview.png'}; load {outdir / 'head.glb'} in a glTF viewer (compilation cache: {cache})")
     return EXIT_OK
 
 
@@ -276,7 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="exit codes: 0 ok, 1 internal error, 2 usage, 3 unreadable file / not an image, "
                "4 no face, 5 face too small, 6 fitting failed, 7 batch with failures, 8 output not writable",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    av.add_argument("photo", nargs="?", help="input photo (JPEG/PNG/...)")
+    av.add_argument("photo", nargs="*", help="input photo (JPEG/PNG/...); several photos of one person make one "
+                                             "avatar (shared head, texture fused from all photos)")
     av.add_argument("-o", "--output", help="output folder (default out/<photo name>; with --batch the root folder)")
     av.add_argument("--batch", metavar="DIR|LIST",
                     help="process every image in DIR (or every photo listed in the text file LIST, one "
@@ -296,6 +331,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="head shape before the non-rigid fit: auto (the fidelity benchmark's choice, README "
                          "'Fidelity'), template (mean head), fit (identity fitted to the landmarks), regressor, "
                          "guarded (regressor pulled toward the template for unfamiliar faces)")
+    av.add_argument("--same-camera", action="store_true",
+                    help="several photos: they come from one camera (shared intrinsics; default: photos "
+                         "with the same EXIF camera model and focal length share them)")
+    av.add_argument("--force", action="store_true",
+                    help="several photos: reconstruct them as one person even when they look like different people")
     av.add_argument("--overwrite", action="store_true",
                     help="replace an existing output folder (the new one is written completely first, "
                          "then swapped in by renames)")

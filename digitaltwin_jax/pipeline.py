@@ -595,9 +595,6 @@ def _reconstruct_photos(images, *, config: AvatarConfig, stages: Stages | None, 
 
     names = [f"photo {i + 1}" for i in range(len(images))] if names is None else list(names)
     images = [np.asarray(im) for im in images]
-    for im, name in zip(images, names):
-        if im.ndim != 3 or im.shape[2] != 3 or im.dtype != np.uint8:
-            raise ValueError(f"{name}: image must be an (H, W, 3) uint8 RGB array, got {im.shape} {im.dtype}")
     warnings: list[str] = []
     stages = stages if stages is not None else default_stages(config, warnings)
     model = model if model is not None else load_head_model(config.resolution)
