@@ -43,7 +43,7 @@ def find_validator() -> tuple[str, str] | None:
 
     Looks in ``$GLTF_VALIDATOR_DIR`` (a folder with ``node_modules/gltf-validator`` or the package
     folder itself), ``./node_modules``, ``~/.cache/digitaltwin_jax/node/node_modules``,
-    ``/tmp/gltfv/node_modules`` and npm's global root."""
+    and npm's global root."""
     node = shutil.which("node")
     if node is None:
         return None
@@ -51,8 +51,7 @@ def find_validator() -> tuple[str, str] | None:
     if os.environ.get("GLTF_VALIDATOR_DIR"):
         d = Path(os.environ["GLTF_VALIDATOR_DIR"]).expanduser()
         roots += [d, d / "node_modules"]
-    roots += [ROOT / "node_modules", Path.home() / ".cache/digitaltwin_jax/node/node_modules",
-              Path("/tmp/gltfv/node_modules")]
+    roots += [ROOT / "node_modules", Path.home() / ".cache/digitaltwin_jax/node/node_modules"]
     npm = shutil.which("npm")
     if npm:
         try:
