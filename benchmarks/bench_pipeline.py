@@ -13,7 +13,7 @@ them as one pass/fail table.  Every number comes from this run, on this machine:
   ``n1`` and ``n2`` photos (copies of the example, flipped / rescaled so they differ) on a warm
   compilation cache; photos/s = ``(n2 - n1) / (wall2 - wall1)`` (the worker start-up, paid once per
   batch, cancels), and the whole ``n2`` batch's photos/s including start-up in the notes;
-* peak RSS of one avatar: ``ru_maxrss`` of the empty-cache command process (``os.wait4``).
+* peak RSS of one avatar: VmHWM of the empty-cache command's process (Linux ``/proc``).
 
 No baseline library makes avatars; the rows are measured against the issue's targets.
 """
@@ -37,18 +37,34 @@ def _env(cache: Path) -> dict:
     return dict(os.environ, DIGITALTWIN_CACHE_DIR=str(cache), PYTHONPATH=str(ROOT))
 
 
+# The peak-RSS run executes the command through runpy in a ``python -c`` wrapper that then reads
+# VmHWM from /proc/self/status: the high-water mark of that program's own memory map (ru_maxrss would
+# also count the benchmark process's memory that fork copies into the child before exec).
 def _cli(args, cache: Path, with_rss: bool = False):
-    """Wall seconds of ``python -m digitaltwin_jax ARGS`` (and its peak RSS in GB with ``with_rss``)."""
+    """Wall seconds of ``python -m digitaltwin_jax ARGS`` (and its peak RSS in GiB with ``with_rss``)."""
     t = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "digitaltwin_jax", *args], env=_env(cache),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)  # this child's own resource usage
+    if with_rss:
+        rss_file = cache.parent / "rss_kib.txt"
+        wrapper = ("import runpy, sys\n"
+                   f"out = {str(rss_file)!r}\n"
+                   "sys.argv = ['digitaltwin'] + sys.argv[1:]\n"
+                   "try:\n"
+                   "    runpy.run_module('digitaltwin_jax', run_name='__main__', alter_sys=True)\n"
+                   "except SystemExit as e:\n"
+                   "    code = e.code or 0\n"
+                   "else:\n"
+                   "    code = 0\n"
+                   "hwm = [ln.split()[1] for ln in open('/proc/self/status') if ln.startswith('VmHWM:')]\n"
+                   "open(out, 'w').write(hwm[0])\n"
+                   "sys.exit(code)\n")
+        cmd = [sys.executable, "-c", wrapper, *args]
+    else:
+        cmd = [sys.executable, "-m", "digitaltwin_jax", *args]
+    r = subprocess.run(cmd, env=_env(cache), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     wall = time.perf_counter() - t
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"digitaltwin {' '.join(args)} exited {proc.returncode}: {err.decode()[-2000:]}")
-    return (wall, usage.ru_maxrss / 1024 ** 2) if with_rss else wall  # ru_maxrss: KiB
+    if r.returncode != 0:
+        raise RuntimeError(f"digitaltwin {' '.join(args)} exited {r.returncode}: {r.stderr.decode()[-2000:]}")
+    return (wall, int(rss_file.read_text()) / 1024 ** 2) if with_rss else wall  # KiB -> GiB
 
 
 def _stages(d: dict) -> str:
@@ -88,7 +104,7 @@ def run(quick: bool = False) -> list[dict]:
                           notes=_stages(st0) + "; wall includes Python start and imports"))
         rows.append(_goal(f"command, warm compilation cache, tex {size}", wall1, 3.0, notes=_stages(st1)))
         rows.append(_goal("peak RSS of one avatar (command, empty cache)", rss_gb, 1.5, unit="GB",
-                          notes="ru_maxrss of that process (os.wait4), GiB"))
+                          notes="VmHWM of the command's process (Linux /proc), GiB"))
         helps = [_cli(["--help"], cache) for _ in range(3)]
         rows.append(_goal("digitaltwin --help", min(helps), 0.3, notes="python -m digitaltwin_jax --help, best of 3"))
 
