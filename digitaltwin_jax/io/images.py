@@ -39,8 +39,9 @@ __all__ = ["ImageReadError", "MAX_PIXELS", "PNG_COMPRESS_LEVEL", "read_image", "
 
 MAX_PIXELS = 100_000_000
 PNG_COMPRESS_LEVEL = 1
-"""zlib level of the PNGs we write: lossless at every level; 1 encodes a 2048 x 2048 diffuse map ~4x
-faster than Pillow's default 6 (0.16 s vs 0.63 s CPU) for a ~28% larger file (2.4 MB vs 1.9 MB)."""
+"""zlib level of the PNGs we write (with the run-length strategy, ``zlib.Z_RLE``): lossless at every
+setting; on the example's 2048 x 2048 diffuse map ~4x faster to encode than Pillow's default (level 6:
+0.15 s vs 0.63 s CPU) and a slightly smaller file (1.79 MB vs 1.85 MB; level 1 without RLE: 2.37 MB)."""
 """Default largest image :func:`read_image` decodes (width x height; 100 MP, ~300 MB as RGB)."""
 
 
@@ -215,8 +216,8 @@ def png_bytes(image, *, compress_level: int = PNG_COMPRESS_LEVEL) -> bytes:
     mode = "L" if a.ndim == 2 or (a.ndim == 3 and a.shape[2] == 1) else "RGB"
     a = to_uint8_rgb(a)
     buf = io.BytesIO()
-    Image.fromarray(a[..., 0] if mode == "L" else a, mode=mode).save(buf, format="PNG",
-                                                                    compress_level=int(compress_level))
+    Image.fromarray(a[..., 0] if mode == "L" else a, mode=mode).save(
+        buf, format="PNG", compress_level=int(compress_level), compress_type=zlib.Z_RLE)
     return buf.getvalue()
 
 
@@ -250,7 +251,7 @@ def write_image(path, image, *, quality: int = 95) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     kwargs = {"quality": int(quality)} if fmt in ("JPEG", "WEBP") else {}
     if fmt == "PNG":
-        kwargs["compress_level"] = PNG_COMPRESS_LEVEL
+        kwargs.update(compress_level=PNG_COMPRESS_LEVEL, compress_type=zlib.Z_RLE)
     with atomic_write(dest, "wb") as fh:
         pil.save(fh, format=fmt, **kwargs)
     return dest

@@ -194,3 +194,21 @@ def test_to_uint8_rgb_validation():
     with pytest.raises(ValueError, match="shape"):
         to_uint8_rgb(np.zeros((4, 4, 5), np.uint8))
     np.testing.assert_array_equal(to_uint8_rgb(np.full((2, 2), 1.0)), np.full((2, 2, 3), 255, np.uint8))
+
+
+def test_png_bytes_is_lossless_rgb_and_grey():
+    import io as _io
+
+    from PIL import Image as _Image
+
+    from digitaltwin_jax.io.images import png_bytes
+
+    rng = np.random.default_rng(3)
+    rgb = (rng.uniform(size=(37, 53, 3)) * 255).astype(np.uint8)
+    data = png_bytes(rgb)
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    back = _Image.open(_io.BytesIO(data))
+    assert back.mode == "RGB" and np.array_equal(np.asarray(back), rgb)
+    grey = np.linspace(0.0, 1.0, 37 * 53).reshape(37, 53)  # float in [0, 1] -> rounded uint8
+    back = _Image.open(_io.BytesIO(png_bytes(grey)))
+    assert back.mode == "L" and np.array_equal(np.asarray(back), np.rint(grey * 255).astype(np.uint8))
