@@ -248,7 +248,7 @@ def main(argv=None) -> int:
         "nose_tip_index": int(full["nose_tip_index"]),
     }
     if not args.skip_low:
-        from digitaltwin_jax.model.resample import build_low_asset
+        from digitaltwin_jax.model.low_asset import build_low_asset
 
         low, stats = build_low_asset(full, target_vertices=args.low_vertices)
         write_npz(out / "ict_head_low.npz", low)

@@ -12,13 +12,8 @@ import math
 import numpy as np
 import pytest
 
-from digitaltwin_jax.model.resample import (
-    DecimationConfig,
-    build_low_asset,
-    decimate_mesh,
-    mesh_quality,
-    selection_weights,
-)
+from digitaltwin_jax.model.low_asset import build_low_asset, mesh_quality, selection_weights
+from digitaltwin_jax.model.resample import DecimationConfig, decimate_mesh
 
 N_AROUND, N_ROWS, RADIUS, HEIGHT = 36, 19, 60.0, 200.0
 
