@@ -40,7 +40,9 @@ class FitConfig:
         this (the error across it by 1): where on the outline a jaw point sits is ill defined, where
         the outline is, is not (:func:`~digitaltwin_jax.energies.landmarks.contour_frames`).
     Switches and numerics:
-      fit_expression / fit_corrective / fit_focal: optimise beta / deltaP / f_s (else fixed at 0 / 0 / 1).
+      fit_expression / fit_focal: optimise beta / f_s (else fixed at 0 / 1).
+      fit_corrective: deprecated shorthand: False leaves the ``"corrective"`` term out of
+        ``default_terms`` (deltaP is an unknown exactly when that term is active; drop it by name).
       sliding_contour: re-choose the jaw landmarks on the silhouette each iteration (paper ref. [7]).
       contour_points: candidates per jaw line.
       contour_hysteresis: a jaw point moves to another candidate only when that one lies this many
