@@ -20,6 +20,7 @@ Methods, for k = 1..5 views:
   lambda_identity 4); ``multiview_id16``: the same with lambda_identity 16.  On the tuning seed 5001
   (``results/multiview_fidelity_tuning_s5001.json``; there ``multiview`` was the identity fit and
   ``multiview_noid`` today's default) the identity fit lost, so the default does not fit it;
+  ``multiview_fpv``: shared intrinsics with the focal prior counted once per photo;
 * reference ``single_default``: the single-photo pipeline's default (guarded regressor + non-rigid
   fit with the corrective field, no identity fit) on view 0.
 
@@ -46,7 +47,7 @@ def _root(heads: int, seed: int) -> Path:
     return Path(base) / "fidelity" / f"multiview_s{seed}_{heads}"
 
 
-def run(heads: int = 80, seed: int = 5002, views=(1, 2, 3, 4, 5), free_views=(1, 3, 5), identity_views=(1, 3), id16_views=(),
+def run(heads: int = 80, seed: int = 5002, views=(1, 2, 3, 4, 5), free_views=(1, 3, 5), identity_views=(1, 3), id16_views=(), fpv_views=(),
         progress: bool = True) -> dict:
     from digitaltwin_jax import load_head_model
     from digitaltwin_jax.evaluation.fidelity import mean_interval, paired_difference, score_heads
@@ -78,6 +79,7 @@ def run(heads: int = 80, seed: int = 5002, views=(1, 2, 3, 4, 5), free_views=(1,
         "multiview_free": (MultiFitConfig(), False, free_views),
         "multiview_identity": (MultiFitConfig(fit_identity=True), True, identity_views),
         "multiview_id16": (MultiFitConfig(fit_identity=True, fit=FitConfig(lambda_identity=16.0)), True, id16_views),
+        "multiview_fpv": (MultiFitConfig(focal_prior_per_view=True), True, fpv_views),
     }
     for kind, (mcfg, shared, ks) in variants.items():
         for k in ks:
@@ -137,10 +139,11 @@ def main(argv=None) -> int:
     ap.add_argument("--free-views", default="1,3,5")
     ap.add_argument("--identity-views", default="1,3", help="views of the variant with the identity fit")
     ap.add_argument("--id16-views", default="", help="views of the variant with lambda_identity = 16")
+    ap.add_argument("--fpv-views", default="", help="views of the variant with the focal prior counted per view")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "multiview_fidelity.json"))
     a = ap.parse_args(argv)
     ints = lambda t: tuple(int(x) for x in t.split(",") if x)  # noqa: E731
-    res = run(a.heads, a.seed, ints(a.views), ints(a.free_views), ints(a.identity_views), ints(a.id16_views))
+    res = run(a.heads, a.seed, ints(a.views), ints(a.free_views), ints(a.identity_views), ints(a.id16_views), ints(a.fpv_views))
     from digitaltwin_jax.io.atomic import atomic_write_text
 
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)

@@ -71,6 +71,8 @@ class MultiFitConfig:
         from the model's landmark vertices systematically, and more views do not average that out.
       damping: Levenberg-Marquardt factor (relative to the diagonal of J^T J).
       init_single_fit: initialise each view by the single-view fit (else EPnP with f_s = 1, neutral).
+      focal_prior_per_view: count the focal prior once per view of a camera group (the single-view
+        balance of prior and landmarks kept per photo) instead of once per camera.
     """
 
     fit: FitConfig = FitConfig()
@@ -78,6 +80,7 @@ class MultiFitConfig:
     fit_identity: bool = False
     damping: float = 1e-6
     init_single_fit: bool = True
+    focal_prior_per_view: bool = False
 
     def __post_init__(self):
         if self.num_iterations < 0 or not self.damping >= 0:
@@ -142,7 +145,7 @@ def residual_fn(x, d, w):
         shape and bases sampled at each view's landmark samples, ``"lm": (V, 68, 2)``, ``"mask": (V, 68)``,
         ``"frames": (V, 68, 2, 2)``, ``"scale": (V,)``, ``"focal": (V,)``, ``"principal": (V, 2)``,
         ``"q_ref": (V, 4)`` the rotation the increments apply to, ``"q0": (V, 4)`` the prior's rotation,
-        ``"cam": (V,) int``, ``"sigma": (M,)``}.
+        ``"cam": (V,) int``, ``"cam_weight": (C,)`` the focal prior's count per camera, ``"sigma": (M,)``}.
       w: ``(5,)`` square roots of the weights: expression, focal, rotation, identity priors, landmarks.
     """
     pts = _points(x, d)
@@ -152,7 +155,7 @@ def residual_fn(x, d, w):
                                          d["principal"], d["frames"])
     parts = [w[4] * lm.reshape(-1),
              w[0] * jax.vmap(priors.expression_prior_residual, (0, None))(x["beta"], d["sigma"]).reshape(-1),
-             w[1] * x["log_fs"],
+             w[1] * jnp.sqrt(d["cam_weight"]) * x["log_fs"],
              w[2] * jax.vmap(priors.rotation_prior_residual)(q, d["q0"]).reshape(-1)]
     if x["alpha"].shape[0]:
         parts.append(w[3] * priors.identity_prior_residual(x["alpha"]))
@@ -294,6 +297,8 @@ def fit_views(model: HeadModel, landmarks_2d, image_sizes, shape=None, config: M
         "principal": np.stack([sizes[:, 1] / 2.0, sizes[:, 0] / 2.0], axis=1),
         "q0": q0,
         "cam": cam,
+        "cam_weight": (np.bincount(cam, minlength=ncam).astype(np.float64) if config.focal_prior_per_view
+                       else np.ones(ncam)),
         "sigma": np.full(m, fc.expression_sigma),
     }
     sw = np.sqrt(np.array([fc.omega_r, fc.omega_r * fc.lambda_f, fc.omega_r * fc.lambda_q,

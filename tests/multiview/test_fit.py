@@ -93,6 +93,7 @@ def test_jacobian_matches_finite_differences(model):
             "q_ref": np.array([[0.1, 0.99, 0.05, 0.0], [0.0, 0.97, -0.2, 0.1]]),
             "q0": np.array([[0.0, 1.0, 0.0, 0.0], [0.0, 1.0, 0.1, 0.0]]),
             "cam": np.array([0, 0]),
+            "cam_weight": np.array([2.0]),
             "sigma": np.full(m, 0.05),
         }
         d = {kk: jnp.asarray(v) for kk, v in d.items()}
