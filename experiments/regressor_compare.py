@@ -82,10 +82,16 @@ def main(argv=None) -> int:
 
     t0 = time.perf_counter()
     model = load_head_model("low")
+    from digitaltwin_jax.regressor.guard import GUARD_FILE, load_guard
+    from digitaltwin_jax.regressor.weights import shipped_regressor_dir
+
     regs = {"shipped": load_regressor()}
+    guards = {"shipped": shipped_regressor_dir()}
     for spec in a.regressor:
         name, folder = spec.split("=", 1)
         regs[name] = load_regressor(folder)
+        guards[name] = Path(folder)
+    guards = {k: v for k, v in guards.items() if (Path(v) / GUARD_FILE).exists()}
     result = {"regressors": {k: {"config": r.record.get("datasets"), "metrics": r.metrics} for k, r in regs.items()},
               "sets": {}}
     lm = None
@@ -106,6 +112,9 @@ def main(argv=None) -> int:
         heads = {"template": np.repeat(np.asarray(model.vertices, np.float32)[None], int(ok.sum()), 0)}
         for name, r in regs.items():
             heads[name] = np.asarray(r(data.embeddings[ok]), np.float32)
+            folder = guards.get(name)
+            if folder is not None:  # the regressor's own out-of-distribution guard, when it has one
+                heads[name + "+guard"] = load_guard(folder).apply(model.vertices, heads[name], data.embeddings[ok])
         if lm is not None:
             x = with_landmarks(data.embeddings[ok], data.landmarks[ok], lm[2])
             heads["landmarks+embedding"] = np.asarray(decode(lm[0], lm[1], x), np.float32)
@@ -117,9 +126,12 @@ def main(argv=None) -> int:
                 row[f"armse_{dd:g}"] = mean_interval(s[:, j]).as_dict()
                 if m != "template":
                     row[f"diff_template_{dd:g}"] = paired_difference(s[:, j], scores["template"][:, j]).as_dict()
-                if m not in ("template", "shipped"):
+                if m not in ("template", "shipped") and not m.startswith("shipped"):
                     row[f"diff_shipped_{dd:g}"] = paired_difference(s[:, j], scores["shipped"][:, j]).as_dict()
             rows[m] = row
+        if "shipped+guard" in scores:
+            for m in [m for m in scores if m.endswith("+guard") and m != "shipped+guard"]:
+                rows[m]["diff_shipped_guard_95"] = paired_difference(scores[m][:, 1], scores["shipped+guard"][:, 1]).as_dict()
         if lm is not None and a.paired_with in scores:
             rows["landmarks+embedding"]["diff_paired_with"] = {
                 f"{dd:g}": paired_difference(scores["landmarks+embedding"][:, j], scores[a.paired_with][:, j]).as_dict()
