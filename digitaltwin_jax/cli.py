@@ -114,13 +114,8 @@ def _cmd_avatar(args) -> int:
     try:
         info = _avatar_one(photo, outdir, args, {})
     except Exception as exc:  # noqa: BLE001 - mapped to exit codes
-        code = _error_code(exc)
-        print(f"error: {exc}", file=sys.stderr)
-        if code == EXIT_INTERNAL:
-            traceback.print_exc()
-        return code
-    for w in info.get("warnings", []):
-        print(f"warning: {w}", file=sys.stderr)
+        return _print_error(exc, _error_code(exc))
+    _print_warnings(info)
     shape = info.get("shape_stage", {})
     guard = (f", guard factor {shape['guard_factor']:.2f} at embedding distance {shape['mahalanobis']:.1f}"
              f"{' (unlike the training renders: template shape)' if shape['guard_factor'] == 0 else ''}"
@@ -131,6 +126,20 @@ def _cmd_avatar(args) -> int:
     print(f"  look at {outdir / 'preview.png'}; load {outdir / 'head.glb'} in a glTF viewer "
           f"(compilation cache: {cache})")
     return EXIT_OK
+
+
+def _print_error(exc: BaseException, code: int) -> int:
+    """Print an avatar command's error (with the traceback only for an internal error); return its exit code."""
+    print(f"error: {exc}", file=sys.stderr)
+    if code == EXIT_INTERNAL:
+        traceback.print_exc()
+    return code
+
+
+def _print_warnings(info: dict) -> None:
+    """Print the report's warnings (every fallback the pipeline took) on stderr."""
+    for w in info.get("warnings", []):
+        print(f"warning: {w}", file=sys.stderr)
 
 
 def _cmd_photos(args, cache) -> int:
@@ -148,13 +157,8 @@ def _cmd_photos(args, cache) -> int:
     except Exception as exc:  # noqa: BLE001 - mapped to exit codes; messages name the photo
         from digitaltwin_jax.multiview.shape import DifferentPeopleError
 
-        code = EXIT_USAGE if isinstance(exc, DifferentPeopleError) else _error_code(exc)
-        print(f"error: {exc}", file=sys.stderr)
-        if code == EXIT_INTERNAL:
-            traceback.print_exc()
-        return code
-    for w in info.get("warnings", []):
-        print(f"warning: {w}", file=sys.stderr)
+        return _print_error(exc, EXIT_USAGE if isinstance(exc, DifferentPeopleError) else _error_code(exc))
+    _print_warnings(info)
     rmse = ", ".join(f"{name} {e:.2f} px" for name, e in info["photos"])
     print(f"avatar of {len(photos)} photos written to {outdir}/ in {time.perf_counter() - t0:.1f} s "
           f"(shape source {info.get('shape_source')}; landmark reprojection RMSE {rmse})")
