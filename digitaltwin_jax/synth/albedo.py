@@ -2,13 +2,15 @@
 3.2: every synthetic head wears the diffuse map of a scanned subject; here a documented procedural
 skin model stands in for the paper's scan textures).
 
-Procedural skin model (:func:`procedural_albedo`), evaluated per texel at the texel's 3-D position on
-the mean head (so every feature is seamless across UV charts):
+The skin model (parameters :class:`~digitaltwin_jax.texture.skin.SkinParams`, their prior
+:func:`~digitaltwin_jax.texture.skin.sample_skin_params` and the base colour) is the one the texture
+bank uses (:mod:`digitaltwin_jax.texture.skin`); this module is its renderer's baker
+(:func:`procedural_albedo`), evaluated per texel at the texel's 3-D position on the mean head (so
+every feature is seamless across UV charts):
 
-* base tone: a tone parameter ``t`` in [0, 1] (light to dark) interpolates, in linear RGB, five
-  anchor colours spanning very light to very dark skin (the two middle ones close to the Macbeth
-  ColorChecker "light skin" and "dark skin" patches); an undertone ``u`` in [-1, 1] tilts toward
-  yellow/olive (-) or pink/red (+);
+* base tone: :func:`~digitaltwin_jax.texture.skin.skin_base_linear`: ``tone`` in [0, 1] (light to
+  dark) interpolates, in linear RGB, five anchor colours; ``undertone`` in [-1, 1] tilts toward
+  pink/red (-) or yellow/olive (+);
 * low-frequency variation: a sum of random 3-D plane waves (wavelengths 20-90 mm) modulating
   brightness by a few percent, plus a hemoglobin (redness) field raised on the cheeks, nose tip, ears
   and lips and a slight darkening around the eyes;
@@ -38,30 +40,17 @@ from scipy.ndimage import map_coordinates
 
 from digitaltwin_jax.render.colorspace import linear_to_srgb, srgb_to_linear, to_uint8
 from digitaltwin_jax.render.rasterize import rasterize
+from digitaltwin_jax.texture.skin import SkinParams, sample_skin_params, segment_distance, skin_base_linear, smoothstep
 
 __all__ = [
     "UVGeometry",
     "uv_geometry",
-    "SkinParams",
-    "sample_skin_params",
     "procedural_albedo",
     "specular_map",
     "AlbedoBank",
     "procedural_bank",
     "texture_bank_albedo",
-    "SKIN_TONE_ANCHORS",
 ]
-
-# Very light -> very dark skin, sRGB 8-bit (interpolated in linear RGB).
-SKIN_TONE_ANCHORS = np.array(
-    [[232, 190, 170], [200, 152, 128], [168, 118, 88], [118, 80, 60], [72, 48, 37]], dtype=np.float32
-)
-# Hair colours, sRGB: black, dark brown, brown, light brown, blonde, red, grey.
-_HAIR = np.array(
-    [[22, 18, 16], [48, 34, 26], [85, 60, 42], [130, 98, 70], [185, 150, 105], [140, 70, 40],
-     [150, 148, 145]], dtype=np.float32
-)
-
 
 @dataclasses.dataclass(frozen=True)
 class UVGeometry:
@@ -106,66 +95,6 @@ def uv_geometry(vertices, faces, uvs, uv_faces, landmark_indices, size: int = 51
     return UVGeometry(int(size), mask, pos.astype(np.float32), lm.astype(np.float32))
 
 
-@dataclasses.dataclass(frozen=True)
-class SkinParams:
-    """Parameters of one procedural albedo (see module docstring).
-
-    Attributes:
-      tone: 0 (very light) to 1 (very dark).
-      undertone: -1 (olive/yellow) to +1 (pink/red).
-      redness: hemoglobin strength on cheeks, nose and ears, 0-1.
-      hair_color: ``(3,)`` sRGB 0-255 of brows and hair.
-      hair: scalp hair present.
-      hairline: hairline height offset in degrees (+ = receding).
-      brow_density: 0-1.
-      stubble: 0 (none) to 1 (strong).
-      seed: seed of the noise fields.
-    """
-
-    tone: float
-    undertone: float
-    redness: float
-    hair_color: tuple[float, float, float]
-    hair: bool
-    hairline: float
-    brow_density: float
-    stubble: float
-    seed: int
-
-
-def sample_skin_params(rng: np.random.Generator, *, tone=None, hair_probability: float = 0.8) -> SkinParams:
-    """Random :class:`SkinParams` (tone uniform in [0, 1] unless given; hair colour drawn from a
-    tone-dependent mix: darker skin -> mostly black/dark brown hair)."""
-    t = float(rng.uniform(0.0, 1.0)) if tone is None else float(tone)
-    u = float(rng.uniform(-1.0, 1.0))
-    red = float(rng.uniform(0.1, 0.8))
-    # probabilities over _HAIR rows, shifted toward dark for darker tones
-    light = max(0.0, 0.45 - t) / 0.45
-    p = np.array([0.35 + 0.4 * (1 - light), 0.3, 0.15 + 0.1 * light, 0.1 * light, 0.12 * light,
-                  0.04 * light, 0.06])
-    p /= p.sum()
-    k = int(rng.choice(len(_HAIR), p=p))
-    hc = _HAIR[k] * rng.uniform(0.8, 1.2) * rng.uniform(0.96, 1.04, size=3)
-    hair = bool(rng.random() < hair_probability)
-    hairline = float(rng.uniform(-6.0, 14.0))
-    brow = float(rng.uniform(0.5, 1.0))
-    stubble = float(rng.uniform(0.0, 1.0)) if rng.random() < 0.25 else 0.0
-    seed = int(rng.integers(0, 2**31 - 1))
-    return SkinParams(t, u, red, tuple(float(c) for c in np.clip(hc, 0, 255)), hair, hairline, brow,
-                      stubble, seed)
-
-
-def _tone_rgb(t, undertone):
-    lin = srgb_to_linear(SKIN_TONE_ANCHORS / 255.0)
-    x = np.clip(t, 0, 1) * (len(lin) - 1)
-    i = int(min(np.floor(x), len(lin) - 2))
-    f = x - i
-    c = lin[i] * (1 - f) + lin[i + 1] * f
-    # undertone: + pinker (more red, less green), - more olive/yellow (less blue, less red)
-    tilt = np.array([0.04, -0.03, -0.01]) if undertone >= 0 else np.array([-0.02, 0.02, -0.06])
-    return (c * (1.0 + abs(undertone) * tilt)).astype(np.float32)
-
-
 _NOISE_VOLUME: list = []
 
 
@@ -203,12 +132,6 @@ def _fbm(p, rng, wavelength, octaves=3):
     return out / np.float32(np.sqrt(tot))
 
 
-def _seg_dist(p, a, b):
-    ab = b - a
-    t = np.clip(((p - a) @ ab) / (ab @ ab), 0.0, 1.0)
-    return np.linalg.norm(p - (a + t[:, None] * ab), axis=1), t
-
-
 def _polyline_dist(p, pts):
     """Distance to a polyline and the arc-length parameter (0..1) of the nearest point."""
     lengths = np.linalg.norm(np.diff(pts, axis=0), axis=1)
@@ -216,16 +139,11 @@ def _polyline_dist(p, pts):
     best = np.full(len(p), np.inf, np.float32)
     s = np.zeros(len(p), np.float32)
     for i in range(len(pts) - 1):
-        d, t = _seg_dist(p, pts[i], pts[i + 1])
+        d, t = segment_distance(p, pts[i], pts[i + 1])
         better = d < best
         best = np.where(better, d, best)
         s = np.where(better, cum[i] + t * (cum[i + 1] - cum[i]), s)
     return best, s
-
-
-def _smoothstep(e0, e1, x):
-    t = np.clip((x - e0) / (e1 - e0), 0.0, 1.0)
-    return t * t * (3 - 2 * t)
 
 
 def _inside_polygon_2d(p, poly):
@@ -260,7 +178,7 @@ def _regions(geom: UVGeometry):
         line = lm[idx] - np.array([0.0, 2.5, 0.0], np.float32)  # landmarks trace the brow's top edge
         d, s = _polyline_dist(p, line)
         half = 5.5 - 2.5 * s  # mm: thick medial head, thin lateral tail
-        brow = np.maximum(brow, 1.0 - _smoothstep(half * 0.55, half, d))
+        brow = np.maximum(brow, 1.0 - smoothstep(half * 0.55, half, d))
     out["brows"] = brow * (p[:, 2] > 40)
     # Skull spherical angles for the hairline: centre between the ears, above the eyes.
     c = np.array([0.0, lm[36:48, 1].mean() + 5.0, lm[0, 2] - 60.0], np.float32)
@@ -294,7 +212,7 @@ def _regions(geom: UVGeometry):
         d, _ = _polyline_dist(p, ring)
         upper = p[:, 1] > lm[a:b, 1].mean()
         width = np.where(upper, 2.2, 1.0)
-        lash = np.maximum(lash, 1.0 - _smoothstep(0.4 * width, width, d))
+        lash = np.maximum(lash, 1.0 - smoothstep(0.4 * width, width, d))
     out["lashes"] = lash * (p[:, 2] > 40)
     # Beard area: below the nose, in front of the ears, down to under the chin.
     below_nose = p[:, 1] < lm[33, 1] - 2.0
@@ -355,7 +273,7 @@ def procedural_albedo(geom: UVGeometry, params: SkinParams) -> np.ndarray:
     reg = _cached_regions(geom)
     p = geom.positions
     n = len(p)
-    skin = _tone_rgb(params.tone, params.undertone)
+    skin = skin_base_linear(params.tone, params.undertone)
     col = np.broadcast_to(skin, (n, 3)).copy()
     # low-frequency brightness and hue variation
     lf = _coarse(geom, reg, lambda q: _fbm(q, rng, 60.0))
@@ -373,7 +291,7 @@ def procedural_albedo(geom: UVGeometry, params: SkinParams) -> np.ndarray:
     col[sel] = col[sel] * (1 - a[:, None]) + a[:, None] * np.float32(0.01)
     # lips
     lip = reg["lips"]
-    lip_col = skin * np.array([0.85, 0.52, 0.55], np.float32) * (1.0 + 0.1 * params.undertone)
+    lip_col = skin * np.array([0.85, 0.52, 0.55], np.float32) * (1.0 - 0.1 * params.undertone)  # pinker lips for pink skin
     lip_a = cv2.GaussianBlur(_to_map(geom, lip, pad=2), (0, 0), 1.2)[geom.mask]
     col = col * (1 - 0.85 * lip_a[:, None]) + 0.85 * lip_a[:, None] * lip_col
     hair_lin = srgb_to_linear(np.asarray(params.hair_color, np.float32) / 255.0)
@@ -396,7 +314,7 @@ def procedural_albedo(geom: UVGeometry, params: SkinParams) -> np.ndarray:
         # hairline elevation (deg) vs azimuth: high at the front, above the ears, low at the nape
         line = 24.0 + params.hairline - 14.0 * (1 - np.cos(az)) - 45.0 * np.clip(-np.cos(az), 0, 1) ** 1.5
         line = line + 2.0 * _coarse(geom, reg, lambda q: _noise(q, rng, 30.0))
-        h = _smoothstep(line - 1.5, line + 2.5, reg["elev"]) * (1.0 - reg["ears"])
+        h = smoothstep(line - 1.5, line + 2.5, reg["elev"]) * (1.0 - reg["ears"])
         sel = h > 0
         tex = 1.0 + 0.1 * _noise(p[sel], rng, 1.5, stretch=(1.0, 0.3, 1.0))
         hc = hair_lin * tex[:, None]
@@ -414,7 +332,7 @@ def specular_map(geom: UVGeometry) -> np.ndarray:
     lm = geom.landmarks
     tzone = np.exp(-((p[:, 0] / 22.0) ** 2)) * (p[:, 1] > lm[33, 1]) * (p[:, 2] > lm[0, 2] + 20)
     s = 0.9 + 0.6 * tzone + 0.5 * reg["lips"] - 0.3 * reg["ears"]
-    s *= 1.0 - 0.6 * _smoothstep(30.0, 40.0, reg["elev"])  # hair / scalp top
+    s *= 1.0 - 0.6 * smoothstep(30.0, 40.0, reg["elev"])  # hair / scalp top
     return _to_map(geom, s.astype(np.float32))
 
 

@@ -29,13 +29,7 @@ from digitaltwin_jax.texture.metrics import (
     ssim,
 )
 from digitaltwin_jax.texture.poisson import PoissonConfig, poisson_blend
-from digitaltwin_jax.texture.procedural import (
-    SkinLayout,
-    SkinParams,
-    bake_procedural,
-    skin_base_color,
-    skin_layout,
-)
+from digitaltwin_jax.texture.procedural import SkinLayout, bake_procedural, skin_layout
 from digitaltwin_jax.texture.projection import (
     ProjectedTexture,
     ProjectionConfig,
@@ -43,6 +37,7 @@ from digitaltwin_jax.texture.projection import (
     project_texture,
 )
 from digitaltwin_jax.texture.seams import dilate_texture, seam_pairs
+from digitaltwin_jax.texture.skin import SkinParams, sample_skin_params, skin_base_color, skin_base_linear
 from digitaltwin_jax.texture.uv import UVSampling, scatter_texels, texel_interpolate, uv_sampling
 
 __all__ = [
@@ -63,6 +58,8 @@ __all__ = [
     "SkinParams",
     "bake_procedural",
     "skin_base_color",
+    "skin_base_linear",
+    "sample_skin_params",
     "skin_layout",
     "AlbedoScores",
     "RerenderScores",

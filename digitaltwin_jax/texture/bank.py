@@ -3,7 +3,7 @@ areas, e.g. back of head and neck, by using the UV texture of one of the 482 sub
 *closest* to the query subject ... closeness as L1 loss on the distance between [identity]
 embeddings").
 
-An entry is either *procedural* (:class:`~.procedural.SkinParams`, baked on demand in the model's
+An entry is either *procedural* (:class:`~.skin.SkinParams`, baked on demand in the model's
 layout; we ship no scans) or *photo-derived* (a uint8 diffuse map in the model's UV layout, made by
 :func:`~.pipeline.add_photo_entry` from a redistributable photo through the texture pipeline).
 
@@ -25,7 +25,8 @@ from typing import Callable
 
 import numpy as np
 
-from digitaltwin_jax.texture.procedural import SkinParams, bake_procedural, skin_base_color, skin_layout
+from digitaltwin_jax.texture.procedural import bake_procedural, skin_layout
+from digitaltwin_jax.texture.skin import SkinParams, skin_base_color
 
 __all__ = ["BankEntry", "TextureBank", "default_texture_bank", "embed_entries",
            "save_bank", "load_bank", "EMBEDDING_DIM"]

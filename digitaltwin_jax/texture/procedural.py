@@ -2,12 +2,13 @@
 sees -- back of the head, neck, under the chin -- are filled from a bank texture).
 
 The paper fills them from the closest of 482 scanned subjects; we have no scans, so a bank entry
-is a small set of parameters of this documented skin model, baked on demand in the head model's UV
-layout.  Everything is evaluated at each texel's 3-D position on the generic (mean) head, so
+is a small set of parameters of the shared skin model (:mod:`digitaltwin_jax.texture.skin`:
+:class:`~digitaltwin_jax.texture.skin.SkinParams`, the Monk palette), baked on demand in the head
+model's UV layout by this module.  Everything is evaluated at each texel's 3-D position on the generic (mean) head, so
 patterns are continuous across UV seams and independent of the map resolution:
 
-* base colour: the Monk Skin Tone scale (10 swatches, light to dark; Google, CC BY 4.0) interpolated
-  at ``tone`` in [0, 1], shifted by ``undertone`` (-1 pink/cool ... +1 yellow/warm);
+* base colour: :func:`~digitaltwin_jax.texture.skin.skin_base_color`, the Monk Skin Tone scale
+  interpolated at ``tone`` in [0, 1], shifted by ``undertone`` (-1 pink/cool ... +1 yellow/warm);
 * low-frequency tone variation: a sum of 12 random 3-D cosines (wavelengths 50-150 mm) and faint
   mottling (24 cosines, 8-20 mm), amplitude ``variation`` (luminance) and ``variation / 3`` (redness);
 * regions from the 68 landmarks of the mean head: lips (outer-lip polygon, soft 2 mm edge) tinted by
@@ -27,48 +28,10 @@ import cv2
 import numpy as np
 
 from digitaltwin_jax.texture.seams import dilate_texture
+from digitaltwin_jax.texture.skin import SkinParams, segment_distance, skin_base_color, smoothstep
 from digitaltwin_jax.texture.uv import scatter_texels, texel_interpolate, uv_sampling
 
-__all__ = ["SkinParams", "SkinLayout", "skin_layout", "skin_base_color", "skin_colors",
-           "bake_procedural", "MONK_SKIN_TONES"]
-
-# Monk Skin Tone scale, swatches 1 (lightest) to 10 (darkest), sRGB hex published by Google.
-MONK_SKIN_TONES = np.array(
-    [[0xF6, 0xED, 0xE4], [0xF3, 0xE7, 0xDB], [0xF7, 0xEA, 0xD0], [0xEA, 0xDA, 0xBA],
-     [0xD7, 0xBD, 0x96], [0xA0, 0x7E, 0x56], [0x82, 0x5C, 0x43], [0x60, 0x41, 0x34],
-     [0x3A, 0x31, 0x2A], [0x29, 0x24, 0x20]], dtype=np.float32) / 255.0
-
-
-@dataclasses.dataclass(frozen=True)
-class SkinParams:
-    """Parameters of one procedural skin (see the module docstring for each term).
-
-    Attributes:
-      tone: 0 (Monk 1, lightest) ... 1 (Monk 10, darkest).
-      undertone: -1 (pink, cool) ... +1 (yellow, warm).
-      redness: cheek / nose redness, 0 ... 1.
-      lip_tint: strength of the lip colour, 0 ... 1.
-      hair_darkness: darkening of brows and scalp, 0 ... 1.
-      variation: amplitude of the low-frequency tone variation (fraction of the luminance).
-      seed: seed of the noise patterns.
-    """
-
-    tone: float = 0.4
-    undertone: float = 0.0
-    redness: float = 0.3
-    lip_tint: float = 0.6
-    hair_darkness: float = 0.6
-    variation: float = 0.06
-    seed: int = 0
-
-    def as_array(self) -> np.ndarray:
-        return np.array([self.tone, self.undertone, self.redness, self.lip_tint, self.hair_darkness,
-                         self.variation, self.seed], dtype=np.float64)
-
-    @classmethod
-    def from_array(cls, a) -> "SkinParams":
-        a = np.asarray(a, dtype=np.float64)
-        return cls(*(float(x) for x in a[:6]), seed=int(a[6]))
+__all__ = ["SkinLayout", "skin_layout", "skin_colors", "bake_procedural"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,23 +77,6 @@ def skin_layout(model) -> SkinLayout:
     )
 
 
-def skin_base_color(tone: float, undertone: float = 0.0) -> np.ndarray:
-    """``(3,)`` sRGB base skin colour: Monk scale at ``tone`` in [0, 1], with the undertone shift."""
-    t = float(np.clip(tone, 0.0, 1.0)) * (len(MONK_SKIN_TONES) - 1)
-    i = min(int(t), len(MONK_SKIN_TONES) - 2)
-    c = MONK_SKIN_TONES[i] * (1 - (t - i)) + MONK_SKIN_TONES[i + 1] * (t - i)
-    u = float(np.clip(undertone, -1.0, 1.0))
-    shift = np.where(u >= 0, np.array([0.02, 0.01, -0.03]), np.array([0.03, -0.02, 0.0])) * abs(u)
-    # a swatch is a perceptual average; give the albedo a little more chroma (redness of blood)
-    c = c * np.array([1.0, 0.93, 0.88]) + shift * (0.5 + c.mean())
-    return np.clip(c, 0.0, 1.0).astype(np.float32)
-
-
-def _smoothstep(e0, e1, x):
-    t = np.clip((x - e0) / (e1 - e0), 0.0, 1.0)
-    return t * t * (3 - 2 * t)
-
-
 def _cosines(rng, pos, n, lam_min, lam_max):
     """Sum of ``n`` random 3-D cosines, normalised to unit standard deviation."""
     d = rng.standard_normal((n, 3))
@@ -140,12 +86,6 @@ def _cosines(rng, pos, n, lam_min, lam_max):
     arg = pos @ (d * k[:, None]).T.astype(np.float32) + ph.astype(np.float32)  # (N, n)
     out = np.cos(arg).sum(axis=1)
     return out / np.sqrt(n / 2.0)
-
-
-def _segment_distance(p, a, b):
-    ab = b - a
-    t = np.clip(((p - a) @ ab) / max(ab @ ab, 1e-12), 0.0, 1.0)
-    return np.linalg.norm(p - (a + t[:, None] * ab), axis=1), t
 
 
 def _near_box(pos, pts, margin, z_depth):
@@ -169,9 +109,9 @@ def _region_weights(pos, layout: SkinLayout):
         inside = Path(poly[:, :2]).contains_points(p[:, :2])
         d = np.full(len(p), np.inf)
         for k in range(len(poly)):
-            d = np.minimum(d, _segment_distance(p[:, :2], poly[k, :2], poly[(k + 1) % len(poly), :2])[0])
+            d = np.minimum(d, segment_distance(p[:, :2], poly[k, :2], poly[(k + 1) % len(poly), :2])[0])
         lips = np.zeros(n, np.float32)
-        lips[near] = _smoothstep(1.5, -1.0, np.where(inside, -d, d))
+        lips[near] = smoothstep(1.5, -1.0, np.where(inside, -d, d))
     if layout.brows is not None:
         w = np.zeros(n)
         for side in layout.brows:
@@ -181,10 +121,10 @@ def _region_weights(pos, layout: SkinLayout):
             p = pos[near]
             ws = np.zeros(len(p))
             for k in range(len(inner_first) - 1):
-                d, t = _segment_distance(p, inner_first[k], inner_first[k + 1])
+                d, t = segment_distance(p, inner_first[k], inner_first[k + 1])
                 s = (k + t) / (len(inner_first) - 1)  # 0 at the inner end, 1 at the tail
                 hw = 5.0 - 2.5 * s
-                ws = np.maximum(ws, _smoothstep(hw + 1.5, hw - 1.0, d) * (1.0 - 0.4 * s))
+                ws = np.maximum(ws, smoothstep(hw + 1.5, hw - 1.0, d) * (1.0 - 0.4 * s))
             w[near] = np.maximum(w[near], ws)
         brows = w.astype(np.float32)
     if layout.hairline is not None:
@@ -193,7 +133,7 @@ def _region_weights(pos, layout: SkinLayout):
         az = np.abs(np.arctan2(pos[:, 0] - c[0], pos[:, 2] - c[2]))  # 0 front, pi back
         ca = np.cos(az)
         yh = np.where(ca >= 0, side_y + (front_y - side_y) * ca, side_y + (side_y - back_y) * ca)
-        hair = _smoothstep(yh - 6.0, yh + 10.0, pos[:, 1]).astype(np.float32)
+        hair = smoothstep(yh - 6.0, yh + 10.0, pos[:, 1]).astype(np.float32)
     red_w = np.zeros(n)
     if layout.cheeks is not None:
         for cc in np.asarray(layout.cheeks, np.float64):

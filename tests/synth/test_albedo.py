@@ -2,7 +2,8 @@
 import numpy as np
 
 from digitaltwin_jax.render.colorspace import srgb_to_linear
-from digitaltwin_jax.synth.albedo import SkinParams, procedural_albedo, procedural_bank, sample_skin_params, uv_geometry
+from digitaltwin_jax.synth.albedo import procedural_albedo, procedural_bank, uv_geometry
+from digitaltwin_jax.texture.skin import SkinParams, sample_skin_params
 
 
 def test_uv_geometry_positions_lie_on_the_mesh(low_model):
@@ -43,7 +44,8 @@ def test_maps_are_deterministic_and_tones_ordered(low_model):
     assert a.shape == (128, 128, 3) and a.dtype == np.uint8
     lum = []
     for t in (0.05, 0.35, 0.65, 0.95):
-        q = SkinParams(t, 0.0, 0.3, (30.0, 20.0, 15.0), False, 0.0, 0.8, 0.0, 1)
+        q = SkinParams(tone=t, undertone=0.0, redness=0.3, hair_color=(30.0, 20.0, 15.0), hair=False, hairline=0.0,
+                       brow_density=0.8, stubble=0.0, seed=1)
         img = srgb_to_linear(procedural_albedo(g, q) / 255.0)
         # mean luminance of the cheek-height face skin (no hair, brows or lips)
         lum.append((img[g.mask] @ [0.2126, 0.7152, 0.0722]).mean())
