@@ -43,6 +43,7 @@ import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 
+from digitaltwin_jax.camera import intrinsics_np
 from digitaltwin_jax.energies import landmarks as lmk
 from digitaltwin_jax.energies import priors
 from digitaltwin_jax.fitting import FitConfig, fit, initial_pose
@@ -353,14 +354,12 @@ def fit_views(model: HeadModel, landmarks_2d, image_sizes, shape=None, config: M
     t = np.asarray(x["t"], np.float64)
     vcam = np.einsum("vij,vnj->vni", R, verts) + t[:, None]
     fs = np.exp(np.asarray(x["log_fs"]))[cam]
-    f = fs * data["focal"]
-    K = np.zeros((nv, 3, 3))
-    K[:, 0, 0] = K[:, 1, 1] = f
-    K[:, 0, 2], K[:, 1, 2] = data["principal"][:, 0], data["principal"][:, 1]
-    K[:, 2, 2] = 1.0
+    K = np.stack([intrinsics_np(tuple(sizes[v]), fs[v]) for v in range(nv)])
     pts = np.einsum("vjc,vjcd->vjd", sample_w, verts[np.arange(nv)[:, None, None], sample_idx])
-    pc = np.einsum("vij,vnj->vni", R, pts) + t[:, None]
-    proj = f[:, None, None] * pc[..., :2] / pc[..., 2:3] + data["principal"][:, None]
+    with jax.enable_x64(True):
+        proj = np.asarray(jax.vmap(lmk.project_points)(jnp.asarray(pts), jnp.asarray(q_fin), jnp.asarray(t),
+                                                       jnp.asarray(fs), jnp.asarray(data["focal"]),
+                                                       jnp.asarray(data["principal"])), np.float64)
     err = np.where(valid, np.linalg.norm(proj - np.nan_to_num(lm), axis=2), np.nan)
     ok = bool(np.all(np.isfinite(verts)) and np.all(np.isfinite(vcam)) and np.all(vcam[..., 2] > 0))
     return MultiViewFit(neutral=neutral, alpha=alpha, beta=beta, q=q_fin, t=t, focal_scale=fs, camera_groups=cam,
