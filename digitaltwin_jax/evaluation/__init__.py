@@ -2,12 +2,17 @@
 metric, error heat maps and ARMSE curves.
 
 Modules: ``distance`` (exact accelerated point-to-mesh, numpy), ``distance_jax`` (differentiable
-point-triangle kernel), ``align`` (Umeyama, ICP), ``metrics`` (crop, ARMSE, protocol, NoW),
-``heatmap`` (coloured PLY, PNG renders), ``plots`` (ARMSE-versus-d curves), ``fidelity`` (paired
-intervals, embedding-domain distances, same-person retrieval: the fidelity benchmark's statistics),
-``photo_sets`` (manifests of real-photo sets with per-photo licences).
+point-triangle kernel), ``align`` (Umeyama, ICP), ``crop`` (the crop rule), ``registration``
+(prediction onto ground truth: 7 landmarks, then ICP), ``armse_metric`` (ARMSE as 3DFAW),
+``protocol`` (the full evaluation), ``now`` (NoW-style metric), ``inputs`` (their argument checks),
+``metrics`` (re-exports of those five for older imports), ``heatmap`` (coloured PLY, PNG renders),
+``plots`` (ARMSE-versus-d curves), ``fidelity`` (paired intervals, embedding-domain distances,
+same-person retrieval: the fidelity benchmark's statistics), ``photo_sets`` (manifests of real-photo
+sets with per-photo licences).
 """
 from digitaltwin_jax.evaluation.align import ICPConfig, ICPResult, SimilarityTransform, icp, umeyama
+from digitaltwin_jax.evaluation.armse_metric import DEFAULT_RADII, ARMSEResult, armse, armse_curve
+from digitaltwin_jax.evaluation.crop import CROP_TARGETS, crop_mesh
 from digitaltwin_jax.evaluation.distance import (
     ClosestPoints,
     TriangleIndex,
@@ -43,26 +48,16 @@ from digitaltwin_jax.evaluation.fidelity import (
     shape_distance_matrix,
 )
 from digitaltwin_jax.evaluation.heatmap import error_colors, render_error_heatmap, write_error_ply, write_ply
-from digitaltwin_jax.evaluation.metrics import (
-    CROP_TARGETS,
-    DEFAULT_RADII,
-    Alignment,
-    AlignmentConfig,
-    ARMSEResult,
+from digitaltwin_jax.evaluation.now import NoWConfig, NoWResult, now_metric
+from digitaltwin_jax.evaluation.photo_sets import PhotoSet, default_photo_set, load_photo_set
+from digitaltwin_jax.evaluation.protocol import (
     EvaluationConfig,
     EvaluationResult,
-    NoWConfig,
-    NoWResult,
-    align_prediction,
-    armse,
-    armse_curve,
-    crop_mesh,
     evaluate_model_prediction,
     evaluate_reconstruction,
     interocular_distance,
-    now_metric,
 )
-from digitaltwin_jax.evaluation.photo_sets import PhotoSet, default_photo_set, load_photo_set
+from digitaltwin_jax.evaluation.registration import Alignment, AlignmentConfig, align_prediction
 from digitaltwin_jax.evaluation.plots import mean_and_ci95, plot_armse_curves
 
 __all__ = [

@@ -74,13 +74,13 @@ def score_heads(model, gt_vertices, predictions, *, radii=RADII, config=None, pr
       gt_vertices: ``(N, V, 3)`` ground-truth heads, mm.
       predictions: ``(N, V, 3)`` predicted heads, mm; rows with a NaN are skipped (NaN scores).
       radii: crop radii d (mm).
-      config: optional :class:`~digitaltwin_jax.evaluation.metrics.EvaluationConfig` (its radii are
+      config: optional :class:`~digitaltwin_jax.evaluation.protocol.EvaluationConfig` (its radii are
         replaced by ``radii``); default the paper's protocol.
 
     Returns:
       :class:`HeadScores`.
     """
-    from digitaltwin_jax.evaluation.metrics import EvaluationConfig, evaluate_model_prediction
+    from digitaltwin_jax.evaluation.protocol import EvaluationConfig, evaluate_model_prediction
 
     gt = np.asarray(gt_vertices, np.float64)
     pred = np.asarray(predictions, np.float64)

@@ -1,4 +1,5 @@
-"""ARMSE, crop rule, evaluation protocol and NoW-style metric (digitaltwin_jax/evaluation/metrics.py)."""
+"""ARMSE, crop rule, evaluation protocol and NoW-style metric (digitaltwin_jax/evaluation/crop.py, registration.py,
+armse_metric.py, protocol.py, now.py), through their re-exports in evaluation/metrics.py."""
 import numpy as np
 import pytest
 
