@@ -20,9 +20,9 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent / PACKAGE
 # Lowest first.  A module may import its own layer and any lower one.  The first part of the dotted
 # name below the package (``digitaltwin_jax.<part>``) decides the layer.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("geometry", "io", "model", "distributed"),  # mesh maths, files, the head model (layout.md: lowest); the Ray engine
+    ("geometry", "io", "model", "distributed"),  # mesh maths (the z-buffer rasteriser too), files, the head model and its build (layout.md: lowest); the Ray engine
     ("camera",),  # intrinsics, projection, EPnP
-    ("render",),  # CPU rasteriser shared by previews, texture and the synthetic renderer
+    ("render",),  # shading, previews, shadow maps (over geometry.rasterize)
     ("energies", "solvers"),  # residual terms; generic Gauss-Newton
     ("fitting",),  # composes camera + energies + solvers
     ("frontend", "texture", "evaluation"),  # photo -> landmarks; UV texture; accuracy metrics
@@ -32,11 +32,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 
 # Imports that break the order today, each with its reason; remove an entry when it is fixed (the
 # test fails on entries that no longer occur, so this list cannot go stale).
-KNOWN_LAYER_EXCEPTIONS: dict[tuple[str, str], str] = {
-    ("digitaltwin_jax.model.visibility", "digitaltwin_jax.render.rasterize"):
-        "the ICT asset build rasterises the head to find visible vertices; "
-        "TODO(issue 15 item 6): move the asset build (build_ict, resample, visibility) above render",
-}
+KNOWN_LAYER_EXCEPTIONS: dict[tuple[str, str], str] = {}
 
 # Import cycles through imports inside functions (module-level cycles are never allowed).
 KNOWN_LAZY_CYCLES: dict[tuple[str, str], str] = {}

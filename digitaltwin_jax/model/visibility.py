@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from digitaltwin_jax.render.rasterize import rasterize
 from digitaltwin_jax.geometry.mesh import vertex_normals_np as vertex_normals
+from digitaltwin_jax.geometry.rasterize import rasterize
 
 __all__ = ["fibonacci_directions", "visibility_fraction"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from digitaltwin_jax.render.rasterize import rasterize
+from digitaltwin_jax.geometry.rasterize import rasterize
 from digitaltwin_jax.render.shading import blinn_phong, lambert, sample_texture, vertex_normals
 
 __all__ = ["project_points", "render_mesh", "DEFAULT_LIGHT_DIR"]

@@ -4,7 +4,7 @@ A directional light shining along ``-light_dir`` (``light_dir`` points *toward* 
 :mod:`digitaltwin_jax.render.shading`) sees the scene through an orthographic camera.  Its frame is
 the orthonormal basis ``(e1, e2, e3)`` with ``e3 = -light_dir`` (depth grows away from the light).
 :func:`shadow_map` rasterises the occluders' depth ``p . e3`` in that frame with the shared rasteriser
-(:func:`digitaltwin_jax.render.rasterize`, ``perspective=False``); :func:`shadow_visibility` then
+(:func:`digitaltwin_jax.geometry.rasterize.rasterize`, ``perspective=False``); :func:`shadow_visibility` then
 compares a point's depth with the stored nearest depth: the point is lit when
 ``p . e3 <= depth_map(p) + bias`` (optionally plus a slope-scaled term for surfaces grazing the
 light, and with the lookup point pushed along its normal: the usual cures for shadow "acne").
@@ -21,7 +21,7 @@ import dataclasses
 
 import numpy as np
 
-from digitaltwin_jax.render.rasterize import rasterize
+from digitaltwin_jax.geometry.rasterize import rasterize
 
 __all__ = ["ShadowMap", "light_basis", "shadow_map", "light_coordinates", "shadow_visibility"]
 

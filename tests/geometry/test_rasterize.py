@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from digitaltwin_jax.render import grid, icosphere, interpolate, rasterize
+from digitaltwin_jax.geometry.rasterize import interpolate, rasterize
+from digitaltwin_jax.render import grid, icosphere
 
 
 def _centres(h, w):
