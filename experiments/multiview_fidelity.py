@@ -21,12 +21,17 @@ Methods, for k = 1..5 views:
   (``results/multiview_fidelity_tuning_s5001.json``; there ``multiview`` was the identity fit and
   ``multiview_noid`` today's default) the identity fit lost, so the default does not fit it;
   ``multiview_fpv``: shared intrinsics with the focal prior counted once per photo;
+  ``multiview_corr``: shared intrinsics with the corrective field shared by all photos
+  (``MultiFitConfig(fit_corrective=True)``; its row has the paired difference to ``multiview`` at the
+  same k as ``diff_vs_multiview``); ``multiview_corr<w>``: the same with omega_c = w (``--corr-omegas``);
+  ``multiview_nocorr``: without it.  The field is on by default since the tuning run
+  (``results/multiview_fidelity_corrective_s5001.json``, where ``multiview`` was without it);
 * reference ``single_default``: the single-photo pipeline's default (guarded regressor + non-rigid
   fit with the corrective field, no identity fit) on view 0.
 
 ARMSE (mm) at d = 95 mm by :func:`digitaltwin_jax.evaluation.fidelity.score_heads`; paired
 differences (:func:`~digitaltwin_jax.evaluation.fidelity.paired_difference`, 95% t intervals) of k
-views against 1 view; focal error |f_fit / f_true - 1| in % over every fitted view.
+views against 1 view (and of every variant against ``multiview`` at the same k); focal error |f_fit / f_true - 1| in % over every fitted view.
 """
 from __future__ import annotations
 
@@ -48,7 +53,7 @@ def _root(heads: int, seed: int) -> Path:
 
 
 def run(heads: int = 80, seed: int = 5002, views=(1, 2, 3, 4, 5), free_views=(1, 3, 5), identity_views=(1, 3), id16_views=(), fpv_views=(),
-        progress: bool = True) -> dict:
+        corr_views=(), corr_omegas=(), nocorr_views=(), progress: bool = True) -> dict:
     from digitaltwin_jax import load_head_model
     from digitaltwin_jax.evaluation.fidelity import mean_interval, paired_difference, score_heads
     from digitaltwin_jax.multiview import MultiFitConfig, combined_shape, fit_views
@@ -80,7 +85,11 @@ def run(heads: int = 80, seed: int = 5002, views=(1, 2, 3, 4, 5), free_views=(1,
         "multiview_identity": (MultiFitConfig(fit_identity=True), True, identity_views),
         "multiview_id16": (MultiFitConfig(fit_identity=True, fit=FitConfig(lambda_identity=16.0)), True, id16_views),
         "multiview_fpv": (MultiFitConfig(focal_prior_per_view=True), True, fpv_views),
+        "multiview_corr": (MultiFitConfig(fit_corrective=True), True, corr_views),
+        "multiview_nocorr": (MultiFitConfig(fit_corrective=False), True, nocorr_views),
     }
+    for w in corr_omegas:  # the shared field with another weight omega_c (paper: 25)
+        variants[f"multiview_corr{w:g}"] = (MultiFitConfig(fit_corrective=True, fit=FitConfig(omega_c=w)), True, corr_views)
     for kind, (mcfg, shared, ks) in variants.items():
         for k in ks:
             name = f"{kind}_{k}"
@@ -119,6 +128,8 @@ def run(heads: int = 80, seed: int = 5002, views=(1, 2, 3, 4, 5), free_views=(1,
         kind, _, k = m.rpartition("_")
         if kind.startswith("multiview") and f"{kind}_1" in scores and m != f"{kind}_1":
             row["diff_vs_1_view"] = paired_difference(s, scores[f"{kind}_1"]).as_dict()
+        if kind.startswith("multiview_") and f"multiview_{k}" in scores:
+            row["diff_vs_multiview"] = paired_difference(s, scores[f"multiview_{k}"]).as_dict()
         row["diff_vs_single_default"] = paired_difference(s, scores["single_default"]).as_dict()
         if m in focal_err and focal_err[m].size:
             row["focal_err_pct"] = mean_interval(focal_err[m]).as_dict()
@@ -140,10 +151,15 @@ def main(argv=None) -> int:
     ap.add_argument("--identity-views", default="1,3", help="views of the variant with the identity fit")
     ap.add_argument("--id16-views", default="", help="views of the variant with lambda_identity = 16")
     ap.add_argument("--fpv-views", default="", help="views of the variant with the focal prior counted per view")
+    ap.add_argument("--corr-views", default="", help="views of the variant with the shared corrective field")
+    ap.add_argument("--nocorr-views", default="", help="views of the variant without the shared corrective field")
+    ap.add_argument("--corr-omegas", default="", help="omega_c values of further shared-field variants")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "multiview_fidelity.json"))
     a = ap.parse_args(argv)
     ints = lambda t: tuple(int(x) for x in t.split(",") if x)  # noqa: E731
-    res = run(a.heads, a.seed, ints(a.views), ints(a.free_views), ints(a.identity_views), ints(a.id16_views), ints(a.fpv_views))
+    res = run(a.heads, a.seed, ints(a.views), ints(a.free_views), ints(a.identity_views), ints(a.id16_views), ints(a.fpv_views),
+              ints(a.corr_views), tuple(float(x) for x in a.corr_omegas.split(",") if x),
+              ints(a.nocorr_views))
     from digitaltwin_jax.io.atomic import atomic_write_text
 
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
@@ -154,6 +170,9 @@ def main(argv=None) -> int:
         if "diff_vs_1_view" in r:
             d = r["diff_vs_1_view"]
             line += f"  vs 1 view {d['mean']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}]"
+        if "diff_vs_multiview" in r:
+            d = r["diff_vs_multiview"]
+            line += f"  vs multiview {d['mean']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}]"
         if "focal_err_pct" in r:
             line += f"  focal err {r['focal_err_pct']['mean']:.1f}% (median {r['focal_err_pct_median']:.1f}%)"
         print(line)
