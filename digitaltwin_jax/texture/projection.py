@@ -131,14 +131,19 @@ def project_texture(image, vertices_cam, K, model, size: int = 2048, *,
     facing = np.einsum("fk,fk->f", fn, tri.mean(axis=1)) < 0
     sx, sy = screen[faces, 0], screen[faces, 1]
     on_image = (sx.max(1) >= 0) & (sx.min(1) <= w) & (sy.max(1) >= 0) & (sy.min(1) <= h) & (tri[:, :, 2] > 0).all(1)
-    keep = np.flatnonzero((facing & on_image)[sampling.face])
+    candidate = facing & on_image
+    eye_w = getattr(model, "eye_mask", None) if config.mask_eyes else None
+    outer = getattr(model, "outer_surface_mask", None) if config.mask_inner_surfaces else None
+    # triangles that touch no usable photo pixel are skipped (the result is unchanged: a texel
+    # projects inside its triangle's screen box, and its confidence is multiplied by the mask there)
+    if image_mask is not None:
+        candidate &= _box_touches(image_mask, sx, sy, candidate)
+    keep = np.flatnonzero(candidate[sampling.face])
     all_texels = sampling
     sampling = dataclasses.replace(sampling, texels=sampling.texels[keep], face=sampling.face[keep],
                                    bary=sampling.bary[keep])
 
     # every per-vertex attribute in one gather: position, normal, eye weight, outer-surface weight
-    eye_w = getattr(model, "eye_mask", None) if config.mask_eyes else None
-    outer = getattr(model, "outer_surface_mask", None) if config.mask_inner_surfaces else None
     cols = [v, vertex_normals(v, faces)]
     if eye_w is not None:
         cols.append(np.asarray(eye_w, np.float64)[:, None])
@@ -186,3 +191,22 @@ def project_texture(image, vertices_cam, K, model, size: int = 2048, *,
         chart_mask=all_texels.chart_mask,
         sampling=all_texels,
     )
+
+
+def _box_touches(mask, sx, sy, which) -> np.ndarray:
+    """``(F,) bool``: triangle ``f`` (screen corners ``sx[f], sy[f]``, ``(F, 3)``) has a True pixel of
+    ``mask`` ``(H, W)`` in its screen bounding box grown by one pixel (only rows ``which`` are tested;
+    the others are False).  One summed-area table, four look-ups per triangle."""
+    h, w = mask.shape
+    out = np.zeros(len(sx), bool)
+    idx = np.flatnonzero(which)
+    if idx.size == 0:
+        return out
+    sat = np.zeros((h + 1, w + 1), np.int64)
+    sat[1:, 1:] = np.cumsum(np.cumsum(mask, axis=0, dtype=np.int64), axis=1)
+    x0 = np.clip(np.floor(sx[idx].min(1)) - 1, 0, w - 1).astype(np.int64)
+    x1 = np.clip(np.floor(sx[idx].max(1)) + 1, 0, w - 1).astype(np.int64) + 1
+    y0 = np.clip(np.floor(sy[idx].min(1)) - 1, 0, h - 1).astype(np.int64)
+    y1 = np.clip(np.floor(sy[idx].max(1)) + 1, 0, h - 1).astype(np.int64) + 1
+    out[idx] = (sat[y1, x1] - sat[y0, x1] - sat[y1, x0] + sat[y0, x0]) > 0
+    return out

@@ -125,6 +125,27 @@ def test_eye_regions_are_masked():
     assert (proj.confidence[(np.abs(x) > 21) | (np.abs(y) > 21)] > 0.9).all()
 
 
+def test_image_mask_zeroes_exactly_the_texels_that_land_on_masked_pixels():
+    # a frontal plane: texel (row, col) sees the pixel given in closed form; the mask keeps a
+    # small disk of pixels, so most triangles touch no usable pixel (they are skipped)
+    v, f, uv = grid(12, 12, width=60.0, height=60.0)
+    vc = v @ np.diag([1.0, -1.0, -1.0]).T + np.array([0.0, 0.0, 300.0])
+    K = np.array([[500.0, 0, 100], [0, 500.0, 100], [0, 0, 1]])
+    img = np.random.default_rng(0).uniform(0, 1, (200, 200, 3)).astype(np.float32)
+    pr, pc = np.mgrid[0:200, 0:200]
+    mask = (pr - 80) ** 2 + (pc - 110) ** 2 < 15 ** 2
+    model = _model(f, uv, f)
+    full = project_texture(img, vc, K, model, size=64)
+    masked = project_texture(img, vc, K, model, size=64, image_mask=mask)
+    rows, cols = np.mgrid[0:64, 0:64]
+    x, y = ((cols + 0.5) / 64 - 0.5) * 60, (0.5 - (rows + 0.5) / 64) * 60  # head frame, mm
+    px, py = 500 * x / 300 + 100, -500 * y / 300 + 100  # pixel coordinates (corner convention)
+    on = mask[np.clip(py.astype(int), 0, 199), np.clip(px.astype(int), 0, 199)]
+    assert on.sum() > 100 and (full.confidence > 0).all()
+    np.testing.assert_array_equal(masked.confidence, np.where(on, full.confidence, 0))
+    np.testing.assert_array_equal(masked.texture, np.where(on[..., None], full.texture, 0))
+
+
 def test_projection_rejects_bad_input():
     v, f, uv = grid(2, 2)
     m = _model(f, uv, f)
