@@ -308,7 +308,7 @@ def reconstruct(image, *, config: AvatarConfig = AvatarConfig(), stages: Stages 
     texture, confidence, tex_info = stages.texture(image, face, res, model, embedding, config.texture_size, config.seed)
     timings["texture"] = time.perf_counter() - t
 
-    from digitaltwin_jax.geometry.rotations import quaternion_to_matrix
+    from digitaltwin_jax.geometry.rotations import quaternion_to_matrix_np
 
     beta = np.asarray(res.params.beta, dtype=np.float32)
     basis = np.asarray(model.expression_basis, dtype=np.float32)
@@ -318,7 +318,7 @@ def reconstruct(image, *, config: AvatarConfig = AvatarConfig(), stages: Stages 
     idx, w = np.asarray(res.landmark_indices), np.asarray(res.landmark_weights, dtype=np.float32)
     lm3d = np.einsum("lk,lkc->lc", w, verts[idx])
     errors = np.asarray(res.reprojection_errors, dtype=np.float32)
-    rotation = np.asarray(quaternion_to_matrix(np.asarray(res.params.q, dtype=np.float64)), dtype=np.float64)
+    rotation = quaternion_to_matrix_np(res.params.q)
     eyes, eye_info = None, None
     if stages.eyes is not None:
         t = time.perf_counter()

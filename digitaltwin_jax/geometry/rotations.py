@@ -14,9 +14,11 @@ not be normalised on input: :func:`quaternion_to_matrix` normalises inside, so a
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 
 __all__ = [
     "quaternion_to_matrix",
+    "quaternion_to_matrix_np",
     "matrix_to_quaternion",
     "quaternion_multiply",
     "quaternion_angle",
@@ -48,6 +50,18 @@ def quaternion_to_matrix(q):
         ],
         axis=-1,
     )
+    return r.reshape(q.shape[:-1] + (3, 3))
+
+
+def quaternion_to_matrix_np(q) -> np.ndarray:
+    """numpy :func:`quaternion_to_matrix` in float64 (no JAX dispatch: for host-side results such as
+    a fitted pose): ``(..., 4)`` ``(w, x, y, z)`` -> ``(..., 3, 3)`` rotation of ``q / |q|``."""
+    q = np.asarray(q, np.float64)
+    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
+    w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
+    r = np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+                  2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+                  2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], axis=-1)
     return r.reshape(q.shape[:-1] + (3, 3))
 
 

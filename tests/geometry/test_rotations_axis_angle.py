@@ -48,3 +48,12 @@ def test_gradients_finite_at_zero_and_near_pi():
             assert np.isfinite(j).all()
             np.testing.assert_allclose(j, np.eye(3), atol=1e-6)  # log(exp(v)) = v inside the ball of radius pi
         check_grads(roundtrip, (jnp.asarray([0.3, -1.2, 2.0]),), order=1, modes=("rev",))
+
+
+def test_numpy_quaternion_to_matrix_matches_scipy():
+    from digitaltwin_jax.geometry.rotations import quaternion_to_matrix_np
+
+    q = np.random.default_rng(3).normal(size=(20, 4)) * 3.0  # not normalised
+    ref = Rotation.from_quat(q[:, [1, 2, 3, 0]]).as_matrix()  # scipy: (x, y, z, w)
+    np.testing.assert_allclose(quaternion_to_matrix_np(q), ref, atol=1e-12)
+    np.testing.assert_allclose(quaternion_to_matrix_np(q[0]), ref[0], atol=1e-12)
