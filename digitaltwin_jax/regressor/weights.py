@@ -58,7 +58,7 @@ class Regressor:
         e = jnp.asarray(embeddings, jnp.float32)
         if e.ndim not in (1, 2) or e.shape[-1] != self.config.embedding_dim:
             raise ValueError(f"embeddings must be ({self.config.embedding_dim},) or (B, {self.config.embedding_dim}), got {e.shape}")
-        if not bool(jnp.all(jnp.isfinite(e))):
+        if not np.isfinite(np.asarray(e)).all():  # on the host: no compiled reduction for a check
             raise ValueError("embeddings contain NaN or inf")
         return _apply(self.config, self.variables, e)
 
