@@ -30,11 +30,12 @@ Modules (one concept each): :mod:`~digitaltwin_jax.fitting.config` (:class:`FitC
 :mod:`~digitaltwin_jax.fitting.variables` (the pytrees), :mod:`~digitaltwin_jax.fitting.problem`
 (per-topology constants and per-face data), :mod:`~digitaltwin_jax.fitting.init` (EPnP),
 :mod:`~digitaltwin_jax.fitting.terms` (:class:`Term`, the defaults), :mod:`~digitaltwin_jax.fitting.solve`
-(the jitted run) and :mod:`~digitaltwin_jax.fitting.api` (:func:`fit`, :func:`fit_batch`).
+(the jitted run) and :mod:`~digitaltwin_jax.fitting.api` (:func:`fit`, :func:`fit_batch`, and
+:func:`fit_stepper` to run one face's solve iteration by iteration).
 """
 from __future__ import annotations
 
-from digitaltwin_jax.fitting.api import fit, fit_batch
+from digitaltwin_jax.fitting.api import FitStepper, fit, fit_batch, fit_stepper
 from digitaltwin_jax.fitting.config import FitConfig
 from digitaltwin_jax.fitting.init import initial_pose
 from digitaltwin_jax.fitting.problem import _PROBLEM_CACHE, FitProblem, _face_inputs, _shared_data, prepare
@@ -71,4 +72,6 @@ __all__ = [
     "initial_pose",
     "fit",
     "fit_batch",
+    "FitStepper",
+    "fit_stepper",
 ]

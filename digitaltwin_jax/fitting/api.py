@@ -1,4 +1,5 @@
-"""The public entry points: :func:`fit` (one face) and :func:`fit_batch` (B faces in one vmapped solve).
+"""The public entry points: :func:`fit` (one face), :func:`fit_batch` (B faces in one vmapped solve)
+and :func:`fit_stepper` (one face's solve as init / step / terminate, to inspect every iteration).
 
 :func:`fit` is :func:`fit_batch` with a batch of one (the batch axis removed from the result).
 """
@@ -13,12 +14,25 @@ import numpy as np
 from digitaltwin_jax.fitting.config import FitConfig
 from digitaltwin_jax.fitting.inputs import _check_image_size, _check_landmarks
 from digitaltwin_jax.fitting.problem import FitProblem, _face_inputs, _shared_data, _term_inputs, prepare
-from digitaltwin_jax.fitting.solve import _full_arrays, _result, _run, _statics, _terms_static, _to_f64, uses_corrective
+from digitaltwin_jax.fitting.solve import (
+    _finish_state,
+    _full_arrays,
+    _init_state,
+    _outputs_jit,
+    _result,
+    _run,
+    _statics,
+    _step_state,
+    _terms_static,
+    _to_f64,
+    uses_corrective,
+)
 from digitaltwin_jax.fitting.terms import Term
 from digitaltwin_jax.fitting.variables import FitData, FitResult
 from digitaltwin_jax.model.head_model import HeadModel
+from digitaltwin_jax.solvers.gauss_newton import GaussNewtonState
 
-__all__ = ["fit", "fit_batch"]
+__all__ = ["fit", "fit_batch", "FitStepper", "fit_stepper"]
 
 
 # fit and fit_batch share their signature on purpose: fit is the public one-face form of fit_batch
@@ -53,6 +67,14 @@ def fit(
     Raises:
       ValueError: wrong shapes, fewer than 6 finite landmarks, collinear landmarks, bad config.
     """
+    lm, shapes, terms, lw = _batch_of_one(landmarks_2d, shape, terms, landmark_weights)
+    res = fit_batch(model, lm, image_size, shapes, config, terms=terms, landmark_weights=lw, problem=problem)
+    return _first(res)
+
+
+def _batch_of_one(landmarks_2d, shape, terms, landmark_weights):
+    """One face's :func:`fit` arguments with the leading batch axis of one that :func:`fit_batch`
+    takes: ``(landmarks (1, 68, 2), shapes (1, V, 3) or None, terms, landmark_weights (1, 68) or None)``."""
     lm, _ = _check_landmarks(landmarks_2d)  # the single-face messages before the batch's
     lw = None
     if landmark_weights is not None:
@@ -67,10 +89,7 @@ def fit(
             if isinstance(t, Term) and t.data is not None else t
             for t in terms
         )
-    res = fit_batch(
-        model, lm[None], image_size, shapes, config, terms=terms, landmark_weights=lw, problem=problem
-    )
-    return _first(res)
+    return lm[None], shapes, terms, lw
 
 
 def _first(res: FitResult) -> FitResult:
@@ -107,6 +126,34 @@ def fit_batch(
     Returns:
       :class:`FitResult` whose arrays have a leading batch axis ``B``.
     """
+    st = _setup(model, landmarks_2d, image_size, shapes, config, terms, landmark_weights, problem)
+    with jax.enable_x64(True):
+        out = _run(st.data, st.v0, st.weights, st.full, st.statics, batched=st.batch > 1, corrective=st.corrective)
+        out = jax.device_get(out)
+    if st.batch == 1:
+        out = {k: np.asarray(v)[None] for k, v in out.items()}
+    return _result(out, st.terms, st.image_size, st.landmarks, np.all(np.isfinite(st.landmarks), axis=2))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Setup:
+    """What the jitted solve of :func:`fit_batch` takes (float64 device arrays; see :func:`_setup`)."""
+
+    data: FitData
+    v0: object
+    weights: jax.Array
+    full: tuple
+    statics: dict
+    batch: int
+    corrective: bool
+    terms: tuple
+    image_size: tuple
+    landmarks: np.ndarray
+
+
+def _setup(model, landmarks_2d, image_size, shapes, config, terms, landmark_weights, problem) -> _Setup:
+    """Check :func:`fit_batch`'s arguments and build the solve's data, initial variables (EPnP) and
+    static settings; a batch of one has no batch axis (the single-face kernel)."""
     terms = _terms_static(terms, config)
     corrective = uses_corrective(terms)
     problem = prepare(model, config, corrective=corrective) if problem is None else problem
@@ -138,11 +185,75 @@ def fit_batch(
         shared = _shared_data(problem, config, m)
         data = _to_f64(FitData(**per_face, **shared, term_data=term_data, term_constants=term_constants))
         weights = jnp.asarray([t.weight for t in terms], jnp.float64)
-        out = _run(
-            data, _to_f64(v0), weights, _full_arrays(problem, base), _statics(config, terms), batched=b > 1,
-            corrective=corrective,
-        )
-        out = jax.device_get(out)
-    if b == 1:
-        out = {k: np.asarray(v)[None] for k, v in out.items()}
-    return _result(out, terms, hw, lm, np.all(np.isfinite(lm), axis=2))
+        return _Setup(data, _to_f64(v0), weights, _full_arrays(problem, base), _statics(config, terms), b, corrective,
+                      terms, hw, lm)
+
+
+# ----------------------------------------------------------------------------------------- stepping
+@dataclasses.dataclass(frozen=True)
+class FitStepper:
+    """One face's fit as ``init / step / terminate / result`` (from :func:`fit_stepper`): the same
+    solve as :func:`fit`, one Gauss-Newton iteration per :meth:`step`, so every iterate can be
+    inspected and a stopping rule of your own added.  Steps run compiled in float64 (inside
+    ``jax.enable_x64``; the user's global setting is untouched).
+
+    The state is a :class:`~digitaltwin_jax.solvers.gauss_newton.GaussNewtonState`:
+    ``state.x`` the :class:`~digitaltwin_jax.fitting.variables.FitVariables` (beta, alpha, t, q,
+    f_s, the 68 sampled corrective offsets), ``state.args`` the
+    :class:`~digitaltwin_jax.fitting.variables.FitData` after the last re-linearisation (slid jaw
+    samples), ``state.energy`` and ``state.energies`` the energy before each step taken,
+    ``state.iteration``.
+    """
+
+    setup: _Setup
+
+    @property
+    def num_iterations(self) -> int:
+        """The iteration budget (``FitConfig.num_iterations``) that :meth:`terminate` enforces."""
+        return int(self.setup.statics["gn"].num_iterations)
+
+    def init(self) -> GaussNewtonState:
+        """The state before the first step (EPnP pose, zero expression and offsets)."""
+        st = self.setup
+        with jax.enable_x64(True):
+            return _init_state(st.data, st.v0, st.weights, **st.statics)
+
+    def step(self, state: GaussNewtonState) -> GaussNewtonState:
+        """One iteration: re-linearise (sliding contour, corrective), solve, backtrack."""
+        with jax.enable_x64(True):
+            return _step_state(state, **self.setup.statics)
+
+    def terminate(self, state: GaussNewtonState) -> bool:
+        """Whether the iteration budget is spent."""
+        return int(state.iteration) >= self.num_iterations
+
+    def result(self, state: GaussNewtonState) -> FitResult:
+        """The :class:`FitResult` at ``state`` (full mesh, projected landmarks, energies so far)."""
+        st = self.setup
+        with jax.enable_x64(True):
+            v, last, info = _finish_state(state, **st.statics)
+            out = _outputs_jit(v, last, st.data.corrective, st.full, fit_corrective=st.corrective)
+            out = jax.device_get({**out, **info})
+        out = {k: np.asarray(a)[None] for k, a in out.items()}
+        return _first(_result(out, st.terms, st.image_size, st.landmarks, np.all(np.isfinite(st.landmarks), axis=2)))
+
+
+def fit_stepper(
+    model: HeadModel,
+    landmarks_2d,
+    image_size,
+    shape=None,
+    config: FitConfig = FitConfig(),
+    *,
+    terms=None,
+    landmark_weights=None,
+    problem: FitProblem | None = None,
+) -> FitStepper:
+    """The fit of one face, to run step by step; the arguments are :func:`fit`'s.
+
+    ``stepper = fit_stepper(model, landmarks_2d, (h, w))``, ``state = stepper.init()``, then
+    ``while not stepper.terminate(state): state = stepper.step(state)`` and ``stepper.result(state)``
+    (the same :class:`FitResult` as :func:`fit` after the same number of steps).
+    """
+    lm, shapes, terms, lw = _batch_of_one(landmarks_2d, shape, terms, landmark_weights)
+    return FitStepper(_setup(model, lm, image_size, shapes, config, terms, lw, problem))

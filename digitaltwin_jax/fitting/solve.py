@@ -16,7 +16,13 @@ from digitaltwin_jax.fitting.config import FitConfig
 from digitaltwin_jax.fitting.problem import FitProblem
 from digitaltwin_jax.fitting.terms import HOOK_PHASES, Term, bind, default_terms, term_per_topology, term_unknowns
 from digitaltwin_jax.fitting.variables import _PER_FACE, FitData, FitParams, FitResult, FitVariables
-from digitaltwin_jax.solvers.gauss_newton import GaussNewtonConfig, gauss_newton
+from digitaltwin_jax.solvers.gauss_newton import (
+    GaussNewton,
+    GaussNewtonConfig,
+    GaussNewtonResult,
+    GaussNewtonState,
+    gauss_newton,
+)
 
 
 def _relinearize(v: FitVariables, data: FitData, it, *, fns):
@@ -33,21 +39,32 @@ def _relinearize(v: FitVariables, data: FitData, it, *, fns):
     return v, data
 
 
-def _solve(data: FitData, v0: FitVariables, weights, *, fns, gn: GaussNewtonConfig, flags):
-    """The Gauss-Newton solve for one face (jitted; vmapped by fit_batch)."""
+def _solver(*, fns, gn: GaussNewtonConfig, flags) -> tuple[GaussNewton, dict]:
+    """One face's :class:`GaussNewton` (the terms, re-linearisation between steps) and its
+    ``free`` / ``lower`` / ``upper`` pytrees (like :class:`FitVariables`)."""
     free_names, beta_lo, beta_hi = flags
     inf = jnp.inf
     free = FitVariables(**{f.name: f.name in free_names for f in dataclasses.fields(FitVariables)})
     lower = FitVariables(beta=beta_lo, alpha=-inf, t=-inf, q=-inf, f_s=0.05, offsets=-inf)
     upper = FitVariables(beta=beta_hi, alpha=inf, t=inf, q=inf, f_s=20.0, offsets=inf)
     upd = functools.partial(_relinearize, fns=fns)
-    res = gauss_newton(fns, v0, data, weights, gn, update=upd, free=free, lower=lower, upper=upper)
+    return GaussNewton(fns, gn, upd), dict(free=free, lower=lower, upper=upper)
+
+
+def _finish(res: GaussNewtonResult):
+    """``(variables, last data fields, solver info)`` of a finished solve (what :func:`_outputs` reads)."""
     d = res.args
     last = dict(
         beta_prev=d.beta_prev, sample_idx=d.sample_idx, sample_w=d.sample_w, gram_chol=d.gram_chol,
         focal=d.focal, principal=d.principal,
     )
     return res.x, last, dict(energy=res.energies, step_sizes=res.step_sizes, energy_terms=res.term_energies, success=res.success)
+
+
+def _solve(data: FitData, v0: FitVariables, weights, *, fns, gn: GaussNewtonConfig, flags):
+    """The Gauss-Newton solve for one face (jitted; vmapped by fit_batch)."""
+    solver, bounds = _solver(fns=fns, gn=gn, flags=flags)
+    return _finish(gauss_newton(fns, v0, data, weights, gn, update=solver.update, **bounds))
 
 
 def _outputs(v: FitVariables, last: dict, corrective, full, *, fit_corrective: bool):
@@ -90,16 +107,32 @@ def _outputs_batch(v, last, corrective, full, *, fit_corrective):
     return jax.vmap(fn, in_axes=(0, 0, None, (base_axis, None, None, None)))(v, last, corrective, full)
 
 
+# ------------------------------------------------------------------ one face, step by step (api.FitStepper)
+def _init_state(data, v0, weights, *, fns, gn, flags) -> GaussNewtonState:
+    # eager: a few array constructions (compiling this under jit aborted XLA on CPU, jax 0.7)
+    solver, bounds = _solver(fns=fns, gn=gn, flags=flags)
+    return solver.init(v0, data, weights, **bounds)
+
+
+@functools.partial(jax.jit, static_argnames=_STATIC)
+def _step_state(state: GaussNewtonState, *, fns, gn, flags) -> GaussNewtonState:
+    return _solver(fns=fns, gn=gn, flags=flags)[0].step(state)
+
+
+@functools.partial(jax.jit, static_argnames=_STATIC)
+def _finish_state(state: GaussNewtonState, *, fns, gn, flags):
+    return _finish(_solver(fns=fns, gn=gn, flags=flags)[0].result(state))
+
+
 def _run(data, v0, weights, full, statics, batched: bool, corrective: bool):
     """The jitted solve and full-mesh outputs: one face, or (``batched``) B faces whose per-face
     fields of ``data``, ``v0`` and (when ``(B, V, 3)``) base shape ``full[0]`` carry a leading axis."""
-    fit_corrective = corrective
     if batched:
         v, last, info = _solve_batch(data, v0, weights, **statics)
-        out = _outputs_batch(v, last, data.corrective, full, fit_corrective=fit_corrective)
+        out = _outputs_batch(v, last, data.corrective, full, fit_corrective=corrective)
     else:
         v, last, info = _solve_jit(data, v0, weights, **statics)
-        out = _outputs_jit(v, last, data.corrective, full, fit_corrective=fit_corrective)
+        out = _outputs_jit(v, last, data.corrective, full, fit_corrective=corrective)
     return {**out, **info}
 
 
