@@ -166,7 +166,8 @@ def band_blend(photo, bank, core, domain, *, width: float, sigma: float, feather
     # everything below happens in the box around the band, the ring (plus the smoothing's reach)
     # and the band's seam partners; the box is aligned to the coarse cells
     f = int(coarse)
-    r, c = np.nonzero(band | ring)
+    used = band | ring
+    r, c = np.flatnonzero(used.any(axis=1)), np.flatnonzero(used.any(axis=0))  # only the extent is needed
     if pairs is not None and pairs.size:
         bflat = band.ravel()
         pb = pairs[bflat[pairs[:, 0]] | bflat[pairs[:, 1]]].ravel()

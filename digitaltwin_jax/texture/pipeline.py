@@ -194,7 +194,7 @@ def build_texture(image, vertices_cam, K, model, *, bank: TextureBank | None = N
     pad = config.pad if config.pad is not None else max(2, size // 256)
     plan = cache.dilation(model, size, pad) if cache is not None and sampling is cache.sampling(model, size) else None
     diffuse = dilate_texture(np.clip(blended, 0.0, 1.0), chart, iterations=pad, plan=plan)
-    return TextureResult(diffuse=diffuse.astype(np.float32), confidence=conf, blend_mask=omega,
+    return TextureResult(diffuse=diffuse.astype(np.float32, copy=False), confidence=conf, blend_mask=omega,
                          bank_index=index, bank_rule=rule, projected=proj, info=info, lighting=lighting)
 
 
