@@ -193,7 +193,8 @@ def build_texture(image, vertices_cam, K, model, *, bank: TextureBank | None = N
             blended = background + s * (blended - background)
     pad = config.pad if config.pad is not None else max(2, size // 256)
     plan = cache.dilation(model, size, pad) if cache is not None and sampling is cache.sampling(model, size) else None
-    diffuse = dilate_texture(np.clip(blended, 0.0, 1.0), chart, iterations=pad, plan=plan)
+    blended = np.clip(blended, 0.0, 1.0, out=blended)  # in place: blended is this call's own array
+    diffuse = dilate_texture(blended, chart, iterations=pad, plan=plan)
     return TextureResult(diffuse=diffuse.astype(np.float32, copy=False), confidence=conf, blend_mask=omega,
                          bank_index=index, bank_rule=rule, projected=proj, info=info, lighting=lighting)
 
@@ -282,7 +283,10 @@ def _to_uint8(a) -> np.ndarray:
         return a
     if not np.isfinite(a).all():
         raise ValueError("image contains non-finite values")
-    return (np.clip(a, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    t = np.clip(a, 0.0, 1.0)  # (clip(a) * 255 + 0.5) truncated, with one temporary instead of three
+    t *= 255.0
+    t += 0.5
+    return t.astype(np.uint8)
 
 
 def _write_png(path, arr8) -> None:
