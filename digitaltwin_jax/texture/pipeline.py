@@ -194,7 +194,7 @@ def build_texture(image, vertices_cam, K, model, *, bank: TextureBank | None = N
     pad = config.pad if config.pad is not None else max(2, size // 256)
     plan = cache.dilation(model, size, pad) if cache is not None and sampling is cache.sampling(model, size) else None
     blended = np.clip(blended, 0.0, 1.0, out=blended)  # in place: blended is this call's own array
-    diffuse = dilate_texture(blended, chart, iterations=pad, plan=plan)
+    diffuse = dilate_texture(blended, chart, iterations=pad, plan=plan, in_place=blended.dtype == np.float32)
     return TextureResult(diffuse=diffuse.astype(np.float32, copy=False), confidence=conf, blend_mask=omega,
                          bank_index=index, bank_rule=rule, projected=proj, info=info, lighting=lighting)
 
@@ -273,7 +273,8 @@ def _recoloured_bank(bank, index, model, size, gen_size, photo, seen, cache=None
         small = _bank_texture(bank, index, model, gen, gen, cache)
         seen_small = cv2.resize(seen.astype(np.float32), (gen, gen), interpolation=cv2.INTER_AREA) > 0.5
         small = transfer_color(small, photo, seen_small, reference_region=seen)
-        return np.clip(cv2.resize(small, (size, size), interpolation=cv2.INTER_CUBIC), 0.0, 1.0)
+        big = cv2.resize(small, (size, size), interpolation=cv2.INTER_CUBIC)
+        return np.clip(big, 0.0, 1.0, out=big)
     return transfer_color(_bank_texture(bank, index, model, size, gen_size, cache), photo, seen)
 
 

@@ -54,7 +54,7 @@ def dilation_plan(valid, iterations: int = 8) -> DilationPlan:
 
 
 def dilate_texture(texture, valid, iterations: int = 8, *, fill_rest: bool = True,
-                   plan: DilationPlan | None = None) -> np.ndarray:
+                   plan: DilationPlan | None = None, in_place: bool = False) -> np.ndarray:
     """Extend valid texels outward into empty ones ("edge padding").
 
     Every empty texel within ``iterations`` texels (Euclidean) of a valid one takes the value of the
@@ -66,6 +66,7 @@ def dilate_texture(texture, valid, iterations: int = 8, *, fill_rest: bool = Tru
       iterations: padding width in texels.
       fill_rest: give the texels still empty afterwards the mean of the valid ones.
       plan: ``dilation_plan(valid, iterations)`` if already at hand (same result, no distance transform).
+      in_place: pad a writable float32 ``(H, W, C)`` ``texture`` itself and return it (no copy).
 
     Returns:
       float32 array like ``texture``; valid texels are unchanged.
@@ -75,7 +76,9 @@ def dilate_texture(texture, valid, iterations: int = 8, *, fill_rest: bool = Tru
     if valid.shape != tex.shape[:2]:
         raise ValueError(f"valid must have shape {tex.shape[:2]}, got {valid.shape}")
     squeeze = tex.ndim == 2
-    out = tex[..., None].copy() if squeeze else tex.copy()
+    if in_place and not (tex is texture and not squeeze and tex.flags.writeable):
+        raise ValueError("in_place needs a writable float32 (H, W, C) array")
+    out = tex if in_place else (tex[..., None].copy() if squeeze else tex.copy())
     if not valid.any() or valid.all():
         return out[..., 0] if squeeze else out
     if plan is None:

@@ -1,5 +1,6 @@
 """Chart padding: the precomputed dilation plan against a brute-force nearest-texel search."""
 import numpy as np
+import pytest
 
 from digitaltwin_jax.texture.seams import dilate_texture, dilation_plan
 
@@ -36,3 +37,20 @@ def test_plan_matches_brute_force_nearest_texel():
     assert np.array_equal(dilate_texture(tex, valid, 3, plan=plan), out)
     assert np.allclose(dilate_texture(tex[..., 0], valid, 3, plan=plan), out[..., 0], atol=1e-6)
     assert np.array_equal(dilate_texture(tex, valid, 3, fill_rest=False, plan=plan)[0, 23], np.zeros(3))
+
+
+def test_in_place_padding_is_the_same_as_padding_a_copy():
+    rng = np.random.default_rng(5)
+    valid = np.zeros((40, 50), bool)
+    valid[5:20, 8:30] = True
+    valid[25:35, 33:45] = True
+    tex = np.where(valid[..., None], rng.uniform(0, 1, (40, 50, 3)), 0.0).astype(np.float32)
+    ref = dilate_texture(tex, valid, 3)
+    # reference by hand for one padded texel: the nearest valid texel's colour
+    np.testing.assert_array_equal(ref[4, 10], tex[5, 10])
+    work = tex.copy()
+    out = dilate_texture(work, valid, 3, in_place=True)
+    assert out is work
+    np.testing.assert_array_equal(out, ref)
+    with pytest.raises(ValueError, match="in_place"):
+        dilate_texture(tex.astype(np.float64), valid, 3, in_place=True)
