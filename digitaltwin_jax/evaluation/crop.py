@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from digitaltwin_jax.evaluation.distance import validate_points
-from digitaltwin_jax.evaluation.inputs import point3
+from digitaltwin_jax.evaluation.inputs import mesh_arrays, point3
 
 __all__ = ["CROP_TARGETS", "crop_mesh"]
 
@@ -32,12 +31,7 @@ def crop_mesh(vertices, faces, center, radius: float) -> tuple[np.ndarray, np.nd
     Raises:
       ValueError: bad shapes/values, or no triangle inside the ball.
     """
-    v = validate_points(vertices, "vertices")
-    f = np.asarray(faces)
-    if f.ndim != 2 or f.shape[1] != 3 or f.dtype.kind not in "iu":
-        raise ValueError(f"faces must be an integer array of shape (F, 3), got {f.dtype} {f.shape}")
-    if f.size and (f.min() < 0 or f.max() >= v.shape[0]):
-        raise ValueError(f"faces index vertices out of range [0, {v.shape[0]})")
+    v, f = mesh_arrays(vertices, faces)
     c = point3(center, "center")
     if not (np.isfinite(radius) and radius > 0):
         raise ValueError(f"radius must be a positive finite number, got {radius}")

@@ -285,13 +285,7 @@ def _best_of_knn(index: TriangleIndex, p, inv, q, k: int, workers: int):
             f2 = fc[inv[rows], cols + 1]
             d2, s, t = _pair_eval(index.tri, pT, rows, f2)
             first = _segment_argmin(d2, rows)  # rows are sorted (row-major nonzero)
-            r = rows[first]
-            better = d2[first] < best_d2[r]
-            r, first = r[better], first[better]
-            best_d2[r] = d2[first]
-            best_f[r] = f2[first]
-            best_s[r] = s[first]
-            best_t[r] = t[first]
+            _keep_better((best_d2, best_f, best_s, best_t), rows[first], (d2[first], f2[first], s[first], t[first]))
     if k < index.proxy_face.shape[0]:
         lower = dk[inv, -1] - e - index.proxy_radius_max
     else:
@@ -332,13 +326,16 @@ def _ball_refine(index: TriangleIndex, p, todo, best_d2, best_f, best_s, best_t,
         return
     d2, s, t = _pair_eval(index.tri, np.ascontiguousarray(p[todo].T), rows, faces)
     first = _segment_argmin(d2, rows)
-    r = todo[rows[first]]
-    better = d2[first] < best_d2[r]
-    r, first = r[better], first[better]
-    best_d2[r] = d2[first]
-    best_f[r] = faces[first]
-    best_s[r] = s[first]
-    best_t[r] = t[first]
+    _keep_better((best_d2, best_f, best_s, best_t), todo[rows[first]], (d2[first], faces[first], s[first], t[first]))
+
+
+def _keep_better(best, r, cand) -> None:
+    """In place: ``best = (d2, face, s, t)`` arrays take ``cand``'s values at points ``r`` where the
+    candidate's squared distance ``cand[0]`` is smaller."""
+    better = cand[0] < best[0][r]
+    r = r[better]
+    for b, c in zip(best, cand):
+        b[r] = c[better]
 
 
 def closest_points(

@@ -51,6 +51,7 @@ def closest_point_on_triangle(p, a, b, c):
     acac = ac @ ac
     d1 = ab @ ap
     d2 = ac @ ap
+    # the same region terms as geometry/point_triangle.py on purpose: this is the JAX (differentiable) twin
     d3 = d1 - abab
     d4 = d2 - abac
     d5 = d1 - abac

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from digitaltwin_jax.evaluation.distance import validate_points
+from digitaltwin_jax.evaluation.inputs import mesh_arrays
 
 __all__ = ["error_colors", "write_ply", "write_error_ply", "render_error_heatmap", "VIEWS"]
 
@@ -34,16 +34,6 @@ VIEWS = {
     # subject's left profile: the camera on the subject's left (+x) side
     "left": np.array([[0.0, 0.0, -1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]),
 }
-
-
-def _check_mesh(vertices, faces):
-    v = validate_points(vertices, "vertices")
-    f = np.asarray(faces)
-    if f.ndim != 2 or f.shape[1] != 3 or f.dtype.kind not in "iu":
-        raise ValueError(f"faces must be an integer array of shape (F, 3), got {f.dtype} {f.shape}")
-    if f.size and (f.min() < 0 or f.max() >= v.shape[0]):
-        raise ValueError(f"faces index vertices out of range [0, {v.shape[0]})")
-    return v, f.astype(np.int64)
 
 
 def _check_errors(errors, n: int) -> np.ndarray:
@@ -111,7 +101,7 @@ def write_ply(path, vertices, faces, colors=None, *, binary: bool = True) -> Pat
     Returns:
       The path written.
     """
-    v, f = _check_mesh(vertices, faces)
+    v, f = mesh_arrays(vertices, faces)
     if colors is not None:
         c = np.asarray(colors)
         if c.shape != v.shape or c.dtype != np.uint8:
@@ -156,7 +146,7 @@ def write_ply(path, vertices, faces, colors=None, *, binary: bool = True) -> Pat
 
 def write_error_ply(path, vertices, faces, errors, *, vmin=0.0, vmax=None, cmap="jet", binary=True) -> Path:
     """Write the mesh coloured by per-vertex ``errors (V,)`` (see :func:`error_colors`) as PLY."""
-    v, f = _check_mesh(vertices, faces)
+    v, f = mesh_arrays(vertices, faces)
     e = _check_errors(errors, v.shape[0])
     return write_ply(path, v, f, error_colors(e, vmin=vmin, vmax=vmax, cmap=cmap), binary=binary)
 
@@ -197,7 +187,7 @@ def render_error_heatmap(
     from matplotlib.collections import PolyCollection
     from matplotlib.figure import Figure
 
-    v, f = _check_mesh(vertices, faces)
+    v, f = mesh_arrays(vertices, faces)
     e = _check_errors(errors, v.shape[0])
     if isinstance(view, str):
         if view not in VIEWS:

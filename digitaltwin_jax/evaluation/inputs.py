@@ -8,7 +8,7 @@ import numpy as np
 
 from digitaltwin_jax.evaluation.distance import validate_points
 
-__all__ = ["point3", "landmarks7", "vertex_mask"]
+__all__ = ["point3", "landmarks7", "vertex_mask", "mesh_arrays"]
 
 
 def point3(x, name: str) -> np.ndarray:
@@ -41,3 +41,16 @@ def vertex_mask(mask, n: int, name: str) -> np.ndarray:
     if not m.any():
         raise ValueError(f"{name} selects no vertex")
     return m
+
+
+def mesh_arrays(vertices, faces) -> tuple[np.ndarray, np.ndarray]:
+    """``(vertices (V, 3) float64, faces (F, 3) int64)`` with every face index in range (an empty face
+    list is allowed; :func:`~digitaltwin_jax.evaluation.distance.validate_mesh` is the strict check
+    for distance queries)."""
+    v = validate_points(vertices, "vertices")
+    f = np.asarray(faces)
+    if f.ndim != 2 or f.shape[1] != 3 or f.dtype.kind not in "iu":
+        raise ValueError(f"faces must be an integer array of shape (F, 3), got {f.dtype} {f.shape}")
+    if f.size and (f.min() < 0 or f.max() >= v.shape[0]):
+        raise ValueError(f"faces index vertices out of range [0, {v.shape[0]})")
+    return v, f.astype(np.int64)

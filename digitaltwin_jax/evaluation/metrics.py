@@ -5,6 +5,7 @@ the full protocol (:mod:`.protocol`) and the NoW-style metric (:mod:`.now`).
 """
 from __future__ import annotations
 
+# the names repeat evaluation/__init__'s on purpose: this module only keeps the older import path
 from digitaltwin_jax.evaluation.armse_metric import DEFAULT_RADII, ARMSEResult, armse, armse_curve
 from digitaltwin_jax.evaluation.crop import CROP_TARGETS, crop_mesh
 from digitaltwin_jax.evaluation.now import NoWConfig, NoWResult, now_metric

@@ -76,6 +76,7 @@ class EvaluationResult:
         ]
 
 
+# the mesh and landmark arguments repeat align_prediction's on purpose (this runs it, then ARMSE)
 def evaluate_reconstruction(
     pred_vertices,
     pred_faces,

@@ -238,6 +238,7 @@ class FitStepper:
         return _first(_result(out, st.terms, st.image_size, st.landmarks, np.all(np.isfinite(st.landmarks), axis=2)))
 
 
+# fit_stepper repeats fit's signature on purpose: it is fit, run step by step
 def fit_stepper(
     model: HeadModel,
     landmarks_2d,

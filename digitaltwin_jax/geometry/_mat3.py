@@ -142,6 +142,7 @@ def log_so3(r):
     small = s2 < _SMALL
     s = jnp.sqrt(jnp.where(small, 1.0, s2))
     ws = jnp.where(small, w, 1.0)
+    # the same Taylor branch as rotations.quaternion_to_axis_angle on purpose: its components-first twin
     r2 = s2 / (ws * ws)
     taylor = (2.0 / ws) * (1.0 - r2 / 3.0 + r2 * r2 / 5.0)
     scale = jnp.where(small, taylor, 2.0 * jnp.arctan2(s, w) / s)

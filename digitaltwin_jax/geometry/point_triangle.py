@@ -70,7 +70,7 @@ def _prepare_mesh(vertices, faces, name: str):
         raise ValueError(f"{name} faces must have shape (F, 3), got {f.shape}")
     if f.shape[0] == 0:
         raise ValueError(f"{name} has no faces")
-    f = np.ascontiguousarray(f, dtype=np.int64)
+    f = np.ascontiguousarray(f, dtype=np.int64)  # checks like validate_points', for integer faces
     lo, hi = int(f.min()), int(f.max())
     if lo < 0 or hi >= v.shape[0]:
         raise ValueError(f"{name} faces index vertices out of range [0, {v.shape[0]}): min {lo}, max {hi}")
