@@ -3,6 +3,13 @@ focal error with shared against free intrinsics, on a synthetic multi-view set.
 
     python experiments/multiview_fidelity.py [--heads 40] [--seed 5001] [--views 1,2,3,4,5] [--out FILE]
 
+The shared corrective field's runs (README "Several photos (issue 16)"):
+
+    ... --heads 40 --seed 5001 --views 1,3,5 --corr-views 1,3,5 --corr-omegas 2.5,0.25 --free-views "" \
+        --identity-views "" --out experiments/results/multiview_fidelity_corrective_s5001.json   # tuning
+    ... --views 1,2,3,4,5 --nocorr-views 1,3,5 --free-views "" --identity-views "" \
+        --out experiments/results/multiview_fidelity_corrective_s5002.json                     # test
+
 Set: :func:`digitaltwin_jax.synth.multiview.make_multiview_set` (set (b)'s heads and photos: DR heads
 extrapolated beyond the training radius with 1-3 mm of detail outside the identity modes, eyeballs,
 random expressions, 24-135 mm lenses, blur, noise, JPEG), ``heads`` heads x 5 views of one camera at
