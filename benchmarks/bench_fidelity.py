@@ -1,7 +1,7 @@
 """Fidelity benchmark: does each shape source beat the template (mean) head, where, and by how much?
 
-    python benchmarks/bench_fidelity.py [--quick] [--root DIR] [--real DIR] [--out FILE]
-    python benchmarks/run_all.py --only bench_fidelity [--quick]
+    python benchmarks/bench_fidelity.py [--quick] [--root DIR] [--real DIR] [--multiview] [--out FILE]
+    python benchmarks/run_all.py --only bench_fidelity [--quick]   # DIGITALTWIN_BENCH_MULTIVIEW=1: multi-view rows too
 
 Sets (renders are cached under ``$DIGITALTWIN_CACHE_DIR/fidelity``, default
 ``~/.cache/digitaltwin_jax/fidelity``; a rerun reuses them):
@@ -21,7 +21,13 @@ full run's decision counts.
   public-domain Grace Hopper portrait that ships inside matplotlib, and the photo set when given);
 * (d) neutral-face expression activation: sum of fitted blendshape weights on the neutral renders
   of (a) and on the real photos;
-* (e) focal error (|f_fit / f_true - 1|) and pose error (degrees) on (a) and (b).
+* (e) focal error (|f_fit / f_true - 1|) and pose error (degrees) on (a) and (b);
+* (f) only with ``--multiview`` (or ``DIGITALTWIN_BENCH_MULTIVIEW=1`` for ``run_all.py``): several
+  photos of one head (issue 16), the test set of ``experiments/multiview_fidelity.py`` (seed 5002,
+  80 heads x 5 photos of one camera; quick: 12 heads): the multi-photo fit's ARMSE at d = 95 mm from
+  the first 1 and 3 photos of every head whose 5 photos all have a face, the paired difference 3 vs 1,
+  and the focal error with shared intrinsics.  Off by default: it adds about 2 minutes with the set
+  cached (rendering the set the first time takes longer).
 
 Methods (:data:`digitaltwin_jax.regressor.evaluate.ALL_METHODS`): template (``mean``), template +
 non-rigid fit, identity fit, regressor, regressor + fit, guarded regressor (+ fit).  ARMSE follows
@@ -247,6 +253,55 @@ def run_fidelity(quick: bool = False, root=None, real_dir=None, progress: bool =
     return result
 
 
+MULTIVIEW_SEED = 5002
+
+
+def run_multiview(quick: bool = False, root=None, progress: bool = True) -> dict:
+    """(f): the multi-photo fit from 1 and 3 photos of one head (module docstring)."""
+    from digitaltwin_jax import load_head_model
+    from digitaltwin_jax.evaluation.fidelity import mean_interval, paired_difference, score_heads
+    from digitaltwin_jax.multiview import combined_shape, fit_views
+    from digitaltwin_jax.regressor.data import load_eval_data
+    from digitaltwin_jax.regressor.guard import load_guard
+    from digitaltwin_jax.regressor.weights import load_regressor
+    from digitaltwin_jax.synth.multiview import MultiViewConfig, make_multiview_set
+
+    t0 = time.perf_counter()
+    heads = 12 if quick else 80
+    cfg = MultiViewConfig(heads=heads, seed=MULTIVIEW_SEED)
+    folder = (Path(root) if root else cache_root()) / f"multiview_s{MULTIVIEW_SEED}_{heads}"
+    make_multiview_set(folder, cfg, progress=progress)
+    data, _ = load_eval_data(folder, allow_expressions=True)
+    use = np.flatnonzero(data.valid().reshape(heads, cfg.views).all(axis=1))
+    model = load_head_model("low")
+    reg, guard = load_regressor(), load_guard()
+    gt = data.vertices.reshape(heads, cfg.views, -1, 3)[use, 0]
+    scores, focal = {}, {}
+    for k in (1, 3):
+        pred = np.full((use.size, model.num_vertices, 3), np.nan, np.float32)
+        ferr = []
+        for n, h in enumerate(use):
+            idx = h * cfg.views + np.arange(k)
+            start = combined_shape(model, data.embeddings[idx], reg, guard)
+            r = fit_views(model, data.landmarks[idx], data.image_sizes[idx], shape=start, camera_groups=np.zeros(k, np.int64))
+            if r.success:
+                pred[n] = r.neutral
+                ferr += list(np.abs(r.intrinsics[:, 0, 0] / data.K[idx, 0, 0] - 1.0) * 100.0)
+        scores[k] = score_heads(model, gt, pred, radii=(95.0,)).armse_mm[:, 0]
+        focal[k] = np.asarray(ferr)
+    return {"heads": int(use.size), "set": str(folder),
+            "rows": [{"photos": k, "armse_95": mean_interval(scores[k]).as_dict(),
+                      "focal_err_pct_median": float(np.median(focal[k])) if focal[k].size else None} for k in (1, 3)],
+            "diff_3_vs_1": paired_difference(scores[3], scores[1]).as_dict(), "seconds": time.perf_counter() - t0}
+
+
+def _multiview_note(row, mv) -> str:
+    """The notes of one (f) row for ``run_all.py``."""
+    focal = row["focal_err_pct_median"]
+    note = f"{_fmt_ci(row['armse_95'])} mm; n={mv['heads']}; focal err median " + (f"{focal:.0f}%" if focal is not None else "n/a")
+    return note + (f"; Δ 3 vs 1 {_fmt_diff(mv['diff_3_vs_1'])}" if row["photos"] == 3 else "")
+
+
 def _fmt_ci(d):
     return f"{d['mean']:.2f} ± {(d['hi'] - d['lo']) / 2:.2f}" if math.isfinite(d.get("hi", math.nan)) else f"{d['mean']:.2f}"
 
@@ -283,6 +338,14 @@ def run(quick: bool = False) -> list[dict]:
                               + (f"; Σβ {r['sum_beta']['mean']:.2f}" if "sum_beta" in r else "")})
     rows.append({"area": AREA, "case": "auto default", "notes":
                  f"{res['shipped_auto']} eligible={res['shipped_auto_eligible']}; {res['seconds']:.0f} s; {out.name}"})
+    if os.environ.get("DIGITALTWIN_BENCH_MULTIVIEW", "") not in ("", "0"):
+        mv = run_multiview(quick=quick, progress=False)
+        res["multiview"] = mv
+        out.write_text(json.dumps(res, indent=1))
+        for r in mv["rows"]:
+            rows.append({"area": AREA, "case": f"(f) multi-photo fit, {r['photos']} photo(s) ARMSE d=95 mm",
+                         "ours_ms": None, "baseline": "1 photo", "target": "3 photos < 1 photo (paired)",
+                         "notes": _multiview_note(r, mv)})
     return rows
 
 
@@ -291,9 +354,12 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--root", default=None, help="folder of the cached sets")
     ap.add_argument("--real", default=None, help="folder with a photo-set manifest.json (same-person retrieval)")
+    ap.add_argument("--multiview", action="store_true", help="also (f): the multi-photo fit from 1 and 3 photos")
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
     res = run_fidelity(quick=a.quick, root=a.root, real_dir=a.real)
+    if a.multiview:
+        res["multiview"] = run_multiview(quick=a.quick, root=a.root)
     out = Path(a.out) if a.out else HERE / "results" / ("fidelity_quick.json" if a.quick else "fidelity.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1))
@@ -302,7 +368,7 @@ def main(argv=None) -> int:
     print(json.dumps({"domain": res["domain"], "decision": res["decision"], "retrieval": res["retrieval"],
                       "real_sum_beta": res["real_sum_beta"], "real_focal_scale": res["real_focal_scale"],
                       "shipped_auto": res["shipped_auto"], "eligible": res["shipped_auto_eligible"],
-                      "seconds": res["seconds"]}, indent=1))
+                      "seconds": res["seconds"], "multiview": res.get("multiview")}, indent=1))
     return 0
 
 
