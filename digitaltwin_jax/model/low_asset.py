@@ -14,6 +14,7 @@ import time
 import numpy as np
 
 from digitaltwin_jax.geometry.mesh import vertex_normals_np
+from digitaltwin_jax.geometry.point_triangle import closest_points_on_triangles
 from digitaltwin_jax.model.resample import DecimationConfig, decimate_mesh
 
 __all__ = ["selection_weights", "mesh_quality", "build_low_asset"]
@@ -103,36 +104,6 @@ def mesh_quality(vertices, faces, *, reference_normals=None) -> dict:
     return out
 
 
-def _point_triangle_distance(p, a, b, c):
-    """Exact distances ``(N,)`` from points ``p (N,3)`` to triangles ``(a, b, c) (N,3)`` (Ericson)."""
-    ab, ac, ap = b - a, c - a, p - a
-    d1, d2 = np.einsum("ij,ij->i", ab, ap), np.einsum("ij,ij->i", ac, ap)
-    bp = p - b
-    d3, d4 = np.einsum("ij,ij->i", ab, bp), np.einsum("ij,ij->i", ac, bp)
-    cp = p - c
-    d5, d6 = np.einsum("ij,ij->i", ab, cp), np.einsum("ij,ij->i", ac, cp)
-    va = d3 * d6 - d5 * d4
-    vb = d5 * d2 - d1 * d6
-    vc = d1 * d4 - d3 * d2
-    denom = va + vb + vc
-    with np.errstate(divide="ignore", invalid="ignore"):
-        v = vb / denom
-        w = vc / denom
-    q = a + v[:, None] * ab + w[:, None] * ac  # interior
-    # regions (later assignments take priority in reverse order of Ericson's early returns)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t_bc = (d4 - d3) / ((d4 - d3) + (d5 - d6))
-        q = np.where(((va <= 0) & (d4 - d3 >= 0) & (d5 - d6 >= 0))[:, None], b + t_bc[:, None] * (c - b), q)
-        t_ac = d2 / (d2 - d6)
-        q = np.where(((vb <= 0) & (d2 >= 0) & (d6 <= 0))[:, None], a + t_ac[:, None] * ac, q)
-        t_ab = d1 / (d1 - d3)
-        q = np.where(((vc <= 0) & (d1 >= 0) & (d3 <= 0))[:, None], a + t_ab[:, None] * ab, q)
-    q = np.where(((d6 >= 0) & (d5 <= d6))[:, None], c, q)
-    q = np.where(((d3 >= 0) & (d4 <= d3))[:, None], b, q)
-    q = np.where(((d1 <= 0) & (d2 <= 0))[:, None], a, q)
-    return np.linalg.norm(p - q, axis=1)
-
-
 def _nearest_triangles(points, vertices, faces, k: int = 24):
     """Approximate closest triangle of each point: exact point-triangle distance to the ``k``
     triangles with the nearest centroids.  Returns ``(distance (N,), triangle (N,))``."""
@@ -148,7 +119,7 @@ def _nearest_triangles(points, vertices, faces, k: int = 24):
     arg = np.zeros(len(pts), dtype=np.int64)
     for j in range(k):
         tri = f[nearest[:, j]]
-        d = _point_triangle_distance(pts, v[tri[:, 0]], v[tri[:, 1]], v[tri[:, 2]])
+        d = np.sqrt(closest_points_on_triangles(pts, v[tri[:, 0]], v[tri[:, 1]], v[tri[:, 2]])[2])
         better = d < best
         best = np.where(better, d, best)
         arg = np.where(better, nearest[:, j], arg)
