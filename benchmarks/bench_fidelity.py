@@ -26,8 +26,9 @@ full run's decision counts.
   photos of one head (issue 16), the test set of ``experiments/multiview_fidelity.py`` (seed 5002,
   80 heads x 5 photos of one camera; quick: 12 heads): the multi-photo fit's ARMSE at d = 95 mm from
   the first 1 and 3 photos of every head whose 5 photos all have a face, the paired difference 3 vs 1,
-  and the focal error with shared intrinsics.  Off by default: it adds about 2 minutes with the set
-  cached (rendering the set the first time takes longer).
+  and the focal error with shared intrinsics.  Off by default: it adds 253 s with the set cached
+  (2-core machine under load; it reproduced the experiment's rows exactly), ``--quick`` 176 s
+  from an empty cache, rendering included.
 
 Methods (:data:`digitaltwin_jax.regressor.evaluate.ALL_METHODS`): template (``mean``), template +
 non-rigid fit, identity fit, regressor, regressor + fit, guarded regressor (+ fit).  ARMSE follows
