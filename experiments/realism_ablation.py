@@ -37,8 +37,10 @@ truth, :func:`regressor_realism.landmark_nme`), and against the real photos' dli
 (:func:`regressor_realism.real_embeddings`): mean distance real -> nearest render with a t interval,
 render -> nearest other render, spread, Fréchet distance.  Nearest distances shrink as a set grows,
 so every variant is scored on its first ``M`` faces in image order, ``M`` the smallest face count of
-the variants run; the paired difference to the recipe (same real photos) and a bootstrap interval
-of the Fréchet difference (renders resampled by image, photos resampled) are given as well.
+the variants run; the paired difference to the recipe (same real photos, t interval) and the
+Fréchet difference on the images both detect, with +-1.96 bootstrap standard deviations (renders
+resampled by image, photos resampled; :func:`frechet_bootstrap`), are given as well.  ``--extra
+NAME=FOLDER`` adds a rendered data set of other scenes (e.g. the previous default), scored unpaired.
 With ``--halves`` (a JSON file ``{"A": [names], "B": [names]}``) every variant is also scored
 against each half of the real photos alone (the photo-skin bank must be scored only against the
 half it was not built from).
@@ -136,7 +138,8 @@ def camera_effects(clean, scene, renderer) -> np.ndarray:
             raise ValueError(f"image of {out.size} values exceeds the noise table ({z.size}); use <= 836 px")
         off = int(scene.seed % (z.size - out.size))
         z = z[off:off + out.size].reshape(out.shape)
-        out = np.clip(np.rint(out.astype(np.float32) + np.float32(255.0 * scene.noise_sigma) * z), 0, 255).astype(np.uint8)
+        noisy = out.astype(np.float32) + np.float32(255.0 * scene.noise_sigma) * z
+        out = np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
     if scene.jpeg_quality > 0:
         ok, buf = cv2.imencode(".jpg", out[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(scene.jpeg_quality)])
         if ok:
@@ -247,10 +250,12 @@ def frechet_fast(x, y) -> float:
     return float(np.sum((a.mean(0) - b.mean(0)) ** 2) + np.trace(sa) + np.trace(sb) - 2.0 * tr)
 
 
-def frechet_bootstrap(r, r_ref, q, *, n_boot: int = 200, seed: int = 0):
-    """95 % percentile intervals of ``F(r, q)`` and of ``F(r, q) - F(r_ref, q)`` with renders
-    resampled by image (``r``, ``r_ref``: ``(n, D)`` rows of the same images, NaN where no face) and
-    the real photos ``q`` resampled."""
+def frechet_bootstrap(r, r_ref, q, *, n_boot: int = 100, seed: int = 0) -> dict:
+    """Bootstrap standard deviations of ``F(r, q)`` (``"sd"``) and, with ``r_ref``, of
+    ``F(r, q) - F(r_ref, q)`` (``"sd_diff"``), renders resampled by image (``r``, ``r_ref``: rows of the
+    same images) and the real photos ``q`` resampled.  Intervals are ``estimate +- 1.96 sd``: the
+    bootstrap's percentiles are not used because resampling with replacement repeats rows, which
+    biases the Fréchet distance of a resample upward (the percentile interval can miss the estimate)."""
     rng = np.random.default_rng(seed)
     n, m = r.shape[0], q.shape[0]
     f, d = [], []
@@ -261,14 +266,17 @@ def frechet_bootstrap(r, r_ref, q, *, n_boot: int = 200, seed: int = 0):
         f.append(a)
         if r_ref is not None:
             d.append(a - frechet_fast(r_ref[i], q[j]))
-    out = {"frechet_lo": float(np.percentile(f, 2.5)), "frechet_hi": float(np.percentile(f, 97.5))}
-    if d:
-        out["frechet_minus_recipe"] = {"lo": float(np.percentile(d, 2.5)), "hi": float(np.percentile(d, 97.5))}
-    return out
+    return {"sd": float(np.std(f, ddof=1)), "sd_diff": float(np.std(d, ddof=1)) if d else None}
 
 
-def score(results: dict, real: np.ndarray, real_names: list, halves: dict | None, n_boot: int = 200) -> dict:
-    """The table (module docstring) from ``{variant: (emb, det, gt)}``."""
+def _ci(x: float, sd: float) -> dict:
+    return {"mean": float(x), "lo": float(x - 1.96 * sd), "hi": float(x + 1.96 * sd), "sd": float(sd)}
+
+
+def score(results: dict, real: np.ndarray, real_names: list, halves: dict | None, n_boot: int = 100,
+          unpaired=()) -> dict:
+    """The table (module docstring) from ``{variant: (emb, det, gt)}``; ``unpaired``: names of sets
+    of other scenes (no paired difference to the recipe)."""
     from regressor_realism import landmark_nme, realism_row
 
     from digitaltwin_jax.evaluation.fidelity import frechet_distance, nearest_distances, paired_difference
@@ -276,8 +284,8 @@ def score(results: dict, real: np.ndarray, real_names: list, halves: dict | None
     m = min(int(np.isfinite(e[:, 0]).sum()) for e, _, _ in results.values())
     sets = {"all": np.ones(len(real_names), bool)}
     if halves:
-        for h, names in halves.items():
-            sets[h] = np.isin(np.asarray(real_names), np.asarray(names))
+        for h in ("A", "B"):
+            sets[h] = np.isin(np.asarray(real_names), np.asarray(halves[h]))
     ref = results.get("recipe")
     out = {"matched_faces": m, "real_sets": {k: int((v & np.isfinite(real[:, 0])).sum()) for k, v in sets.items()},
            "variants": {}}
@@ -291,16 +299,17 @@ def score(results: dict, real: np.ndarray, real_names: list, halves: dict | None
             q = real[sel]
             q = q[np.isfinite(q[:, 0])]
             row_s = realism_row(r, q)
-            if ref is not None and name != "recipe":
+            row_s["frechet_ci"] = _ci(row_s["frechet_render_real"], frechet_bootstrap(r, None, q, n_boot=n_boot)["sd"])
+            if ref is not None and name != "recipe" and name not in unpaired:
                 r0 = first_faces(*ref, m)[0]
-                row_s["nearest_minus_recipe"] = paired_difference(nearest_distances(q, r), nearest_distances(q, r0)).as_dict()
+                row_s["nearest_minus_recipe"] = paired_difference(nearest_distances(q, r),
+                                                                  nearest_distances(q, r0)).as_dict()
                 # Fréchet difference on the images both variants detect (paired by image)
                 both = np.isfinite(emb[:, 0]) & np.isfinite(ref[0][:, 0])
-                row_s.update(frechet_bootstrap(emb[both], ref[0][both], q, n_boot=n_boot))
-                row_s["frechet_common_images"] = {"n": int(both.sum()), "variant": float(frechet_distance(emb[both], q)),
-                                                  "recipe": float(frechet_distance(ref[0][both], q))}
-            else:
-                row_s.update(frechet_bootstrap(r, None, q, n_boot=n_boot))
+                fv, fr = frechet_distance(emb[both], q), frechet_distance(ref[0][both], q)
+                sd = frechet_bootstrap(emb[both], ref[0][both], q, n_boot=n_boot)["sd_diff"]
+                row_s["frechet_minus_recipe"] = dict(_ci(fv - fr, sd), n=int(both.sum()), variant=float(fv),
+                                                     recipe=float(fr))
             row[f"vs_{sname}"] = row_s
         out["variants"][name] = row
     return out
@@ -315,6 +324,8 @@ def main(argv=None) -> int:
     ap.add_argument("--groups", default=",".join(GROUPS[:-1]))
     ap.add_argument("--skin-bank", default=None, help="photo skin bank for the 'photo_skin' group")
     ap.add_argument("--halves", default=None, help='JSON {"A": [photo names], "B": [...]}')
+    ap.add_argument("--extra", action="append", default=[],
+                    help="NAME=FOLDER: a rendered data set with a complete front-end cache, scored unpaired")
     ap.add_argument("--check", type=int, default=24, help="images checked against the engine's direct render")
     ap.add_argument("--out", default=str(HERE / "results" / "realism_ablation.json"))
     a = ap.parse_args(argv)
@@ -342,15 +353,21 @@ def main(argv=None) -> int:
                      "pixel_max_abs": float(np.nanmax(arr["check_pixel_max_abs"])),
                      "embedding_distance_mean": float(np.nanmean(arr["check_embedding_distance"])),
                      "embedding_distance_max": float(np.nanmax(arr["check_embedding_distance"]))}
+    from regressor_realism import render_set
+
+    for spec in a.extra:
+        name, folder = spec.split("=", 1)
+        results[name] = render_set(Path(folder).expanduser())
     halves = json.loads(Path(a.halves).read_text()) if a.halves else None
-    table = score(results, real, names, halves)
+    table = score(results, real, names, halves, unpaired=[s.split("=", 1)[0] for s in a.extra])
     out = {"command": "python experiments/realism_ablation.py " + " ".join(argv if argv is not None else sys.argv[1:]),
            "count": a.count, "seed": a.seed, "skin_bank": a.skin_bank, "camera_effects_check": check,
            "seconds": round(time.perf_counter() - t0, 1), **table}
     atomic_write_text(Path(a.out), json.dumps(out, indent=1))
     for name, row in table["variants"].items():
         s = row["vs_all"]
-        print(f"{name:20s} faces {row['faces']:4d} det {row['detection_rate']:.3f} nme {row['landmark_nme_median']:.4f} "
+        print(f"{name:20s} faces {row['faces']:4d} det {row['detection_rate']:.3f} "
+              f"nme {row['landmark_nme_median']:.4f} "
               f"nearest {s['real_to_nearest_render']['mean']:.3f} spread {s['render_spread']:.3f} "
               f"frechet {s['frechet_render_real']:.3f}", flush=True)
     return 0

@@ -188,7 +188,8 @@ def build_photo_skin_bank(photos, *, licence: str, config: PhotoSkinConfig = Pho
             entries.append(entry)
         records.append(rec)
     if not entries:
-        raise ValueError(f"none of the {len(paths)} photos gave a bank entry (first reason: {records[0].get('skipped')})")
+        raise ValueError(f"none of the {len(paths)} photos gave a bank entry "
+                         f"(first reason: {records[0].get('skipped')})")
     from digitaltwin_jax.regressor.recipe import code_commit
 
     prov = {
