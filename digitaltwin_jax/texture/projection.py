@@ -149,36 +149,7 @@ def project_texture(image, vertices_cam, K, model, size: int = 2048, *,
         cols.append(np.asarray(eye_w, np.float64)[:, None])
     if outer is not None:
         cols.append(np.asarray(outer, np.float64)[:, None])
-    attrs = np.concatenate(cols, axis=1)
-    # the nearest depth over each 2x2 pixel footprint, once per pixel (then one gather per texel)
-    zpad = np.pad(zbuf, ((1, 1), (1, 1)), constant_values=np.inf)
-    zmin = np.minimum(np.minimum(zpad[:-1, :-1], zpad[:-1, 1:]), np.minimum(zpad[1:, :-1], zpad[1:, 1:])).ravel()
-    n = len(sampling.texels)
-    conf = np.empty(n, np.float32)
-    colour = np.zeros((n, 3), np.float32)
-    # texels in chunks: the per-texel temporaries stay small and are reused (same values as one pass)
-    for a in range(0, n, _CHUNK):
-        sl = slice(a, min(a + _CHUNK, n))
-        part = dataclasses.replace(sampling, texels=sampling.texels[sl], face=sampling.face[sl], bary=sampling.bary[sl])
-        conf[sl], colour[sl] = _texel_colours(part, attrs, faces, K, zmin, img, image_mask, eye_w is not None,
-                                              outer is not None, config)
-    return ProjectedTexture(
-        texture=scatter_texels(sampling, colour),
-        confidence=scatter_texels(sampling, conf),
-        chart_mask=all_texels.chart_mask,
-        sampling=all_texels,
-    )
-
-
-_CHUNK = 1 << 16  # texels per chunk of project_texture's per-texel work
-
-
-def _texel_colours(sampling, attrs, faces, K, zmin, img, image_mask, has_eye, has_outer, config):
-    """``(conf (n,) float32, colour (n, 3) float32)`` of the texels of ``sampling`` (see
-    :func:`project_texture`): ``attrs`` ``(V, 6 [+1] [+1])`` position, normal, eye weight, outer
-    weight per vertex; ``zmin`` ``((H + 1) * (W + 1),)`` the 2x2-footprint depth minimum."""
-    h, w = img.shape[:2]
-    X = texel_interpolate(sampling, attrs, faces)
+    X = texel_interpolate(sampling, np.concatenate(cols, axis=1), faces)
     P = X[:, 0:3]  # (N, 3) camera-frame points
     N = X[:, 3:6]
     N /= np.maximum(np.sqrt(np.einsum("nk,nk->n", N, N)), 1e-12)[:, None]
@@ -194,15 +165,18 @@ def _texel_colours(sampling, attrs, faces, K, zmin, img, image_mask, has_eye, ha
     # visibility: nearest depth over the 2x2 pixel footprint of the bilinear sample
     xi = np.clip(np.floor(x - 0.5).astype(np.int64), -1, w - 1)
     yi = np.clip(np.floor(y - 0.5).astype(np.int64), -1, h - 1)
-    d = np.take(zmin, (yi + 1) * (w + 1) + (xi + 1))
+    zpad = np.pad(zbuf, ((1, 1), (1, 1)), constant_values=np.inf)
+    # the 2x2 minimum once per pixel, then one gather per texel
+    zmin = np.minimum(np.minimum(zpad[:-1, :-1], zpad[:-1, 1:]), np.minimum(zpad[1:, :-1], zpad[1:, 1:]))
+    d = np.take(zmin.ravel(), (yi + 1) * (w + 1) + (xi + 1))
     visible = inside & (z <= d + config.depth_rel_tol * z + config.depth_abs_tol)
 
     conf = np.where(visible & (cos >= config.min_cos), cos, 0.0).astype(np.float32)
     k = 6
-    if has_eye:
+    if eye_w is not None:
         conf *= np.clip(1.0 - X[:, k], 0.0, 1.0)
         k += 1
-    if has_outer:
+    if outer is not None:
         conf *= np.clip(X[:, k], 0.0, 1.0)
     if image_mask is not None:
         xm = np.clip(x.astype(np.int64), 0, w - 1)
@@ -211,7 +185,12 @@ def _texel_colours(sampling, attrs, faces, K, zmin, img, image_mask, has_eye, ha
     colour = np.zeros((len(conf), 3), np.float32)
     seen = np.flatnonzero(conf > 0)  # sample the photo only where it is used
     colour[seen] = bilinear(img, x[seen] - 0.5, y[seen] - 0.5)
-    return conf, colour
+    return ProjectedTexture(
+        texture=scatter_texels(sampling, colour),
+        confidence=scatter_texels(sampling, conf),
+        chart_mask=all_texels.chart_mask,
+        sampling=all_texels,
+    )
 
 
 def _box_touches(mask, sx, sy, which) -> np.ndarray:
