@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from digitaltwin_jax.camera import intrinsics
+from digitaltwin_jax.camera import intrinsics_np
 from digitaltwin_jax.render.renderer import render_mesh
 
 __all__ = ["look_at", "orbit_camera", "preview_cameras", "render_previews", "PREVIEW_YAWS"]
@@ -76,7 +76,7 @@ def preview_cameras(vertices, image_size=(512, 512), *, yaws=PREVIEW_YAWS, fill:
     centre = (lo + hi) / 2
     radius = float(np.linalg.norm(v - centre, axis=1).max())
     h, w = image_size
-    K = np.asarray(intrinsics((h, w), focal_scale), np.float32)
+    K = intrinsics_np((h, w), focal_scale).astype(np.float32)  # numpy: no eagerly compiled JAX ops
     f = float(K[0, 0])
     # A sphere of radius r at distance d subtends a half-angle asin(r / d); fit it in fill * min(h, w).
     half = np.arctan(fill * min(h, w) / (2.0 * f))
