@@ -174,7 +174,7 @@ def _default_fit(model, landmarks_2d, image_size, shape):
 
 def _default_texture(image, face, fit_result, model, embedding, size, seed):
     from digitaltwin_jax.texture.face_region import projection_mask
-    from digitaltwin_jax.texture.pipeline import TextureConfig, _to_uint8, build_texture
+    from digitaltwin_jax.texture.pipeline import TextureConfig, build_texture
 
     # only the face oval of the photo is projected (hair, collar and background are not skin), without
     # the inner mouth (teeth on the lips) and hair falling on the forehead
@@ -184,7 +184,7 @@ def _default_texture(image, face, fit_result, model, embedding, size, seed):
     # the UV layout's photo-independent pieces are computed once per process (same result, less time)
     res = build_texture(image, fit_result.vertices_camera, fit_result.intrinsics, model, embedding=embedding,
                         config=TextureConfig(size=size), image_mask=region, cache=shared_cache())
-    tex8 = _to_uint8(res.diffuse)  # (clip * 255 + 0.5) truncated
+    tex8 = np.add(np.multiply(res.diffuse, 255.0, out=res.diffuse), 0.5, out=res.diffuse).astype(np.uint8)  # in [0, 1]
     return tex8, res.confidence, {"bank_index": int(res.bank_index), "bank_rule": res.bank_rule}
 
 
