@@ -12,6 +12,7 @@ learned regressor as shape source, another texturer) without touching the others
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import json
 import os
@@ -20,9 +21,13 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from digitaltwin_jax.fitting import FitConfig
+    from digitaltwin_jax.texture.pipeline import TextureConfig
 
 __all__ = ["AvatarConfig", "Avatar", "Stages", "default_stages", "reconstruct", "write_avatar", "reconstruct_file",
            "reconstruct_files"]
@@ -48,6 +53,10 @@ class AvatarConfig:
         own, None = photos with the same EXIF camera and focal length share them.
       force: several photos: reconstruct them as one person even when their identity embeddings say
         they are different people.
+      fit: :class:`~digitaltwin_jax.fitting.FitConfig` of the default fit stage (None = its defaults;
+        ``fit_identity`` always follows the shape source: True only for ``"fit"``).
+      texture: :class:`~digitaltwin_jax.texture.pipeline.TextureConfig` of the default texture stage
+        (None = its defaults; ``size`` always comes from ``texture_size``).
     """
 
     resolution: str = "low"
@@ -58,6 +67,8 @@ class AvatarConfig:
     preview_size: int = 256
     same_camera: bool | None = None
     force: bool = False
+    fit: "FitConfig | None" = None
+    texture: "TextureConfig | None" = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,24 +177,25 @@ def _template_shape(image, face, embedding, model):
 _template_shape.name = "template"
 
 
-def _default_fit(model, landmarks_2d, image_size, shape):
+def _default_fit(model, landmarks_2d, image_size, shape, config=None):
     from digitaltwin_jax.fitting import FitConfig, fit
 
-    return fit(model, landmarks_2d, image_size, shape=shape, config=FitConfig(fit_identity=shape is None))
+    cfg = dataclasses.replace(config or FitConfig(), fit_identity=shape is None)
+    return fit(model, landmarks_2d, image_size, shape=shape, config=cfg)
 
 
-def _default_texture(image, face, fit_result, model, embedding, size, seed):
+def _default_texture(image, face, fit_result, model, embedding, size, seed, config=None):
+    from digitaltwin_jax.texture.cache import shared_cache
     from digitaltwin_jax.texture.face_region import projection_mask
     from digitaltwin_jax.texture.pipeline import TextureConfig, build_texture
 
     # only the face oval of the photo is projected (hair, collar and background are not skin), without
-    # the inner mouth (teeth on the lips) and hair falling on the forehead
-    from digitaltwin_jax.texture.cache import shared_cache
-
+    # the inner mouth (teeth on the lips) and hair falling on the forehead; the UV layout's
+    # photo-independent pieces are computed once per process (same result, less time)
     region = projection_mask(image, face.landmarks)
-    # the UV layout's photo-independent pieces are computed once per process (same result, less time)
+    cfg = dataclasses.replace(config or TextureConfig(), size=size)
     res = build_texture(image, fit_result.vertices_camera, fit_result.intrinsics, model, embedding=embedding,
-                        config=TextureConfig(size=size), image_mask=region, cache=shared_cache())
+                        config=cfg, image_mask=region, cache=shared_cache())
     tex8 = np.add(np.multiply(res.diffuse, 255.0, out=res.diffuse), 0.5, out=res.diffuse).astype(np.uint8)  # in [0, 1]
     return tex8, res.confidence, {"bank_index": int(res.bank_index), "bank_rule": res.bank_rule}
 
@@ -227,9 +239,12 @@ def default_stages(config: AvatarConfig = AvatarConfig(), warnings: list | None 
     """
     from digitaltwin_jax import frontend
 
+    fit, tex = _default_fit, _default_texture
+    if config.fit or config.texture:  # same stage, other settings (the report names it the same)
+        fit, tex = functools.partial(fit, config=config.fit), functools.partial(tex, config=config.texture)
+        fit.name, tex.name = _default_fit.__name__, _default_texture.__name__
     return Stages(detect=frontend.detect_faces, embed=frontend.identity_embedding,
-                  shape=_shape_source(config.shape_source, warnings), fit=_default_fit, texture=_default_texture,
-                  eyes=_default_eyes)
+                  shape=_shape_source(config.shape_source, warnings), fit=fit, texture=tex, eyes=_default_eyes)
 
 
 def reconstruct(image, *, config: AvatarConfig = AvatarConfig(), stages: Stages | None = None,
@@ -366,43 +381,6 @@ def _umask() -> int:
     return mask
 
 
-def _png_bytes(image: np.ndarray) -> bytes:
-    from digitaltwin_jax.io.images import png_bytes
-
-    return png_bytes(image)  # lossless; fast zlib level (io.images.PNG_COMPRESS_LEVEL)
-
-
-def preview_image(avatar: Avatar, photo: np.ndarray, size: int = 256) -> np.ndarray:
-    """``(size, 5 * size, 3) uint8``: photo | front | 45 degrees | profile | overlay through the fitted camera."""
-    import cv2
-
-    from digitaltwin_jax.render import render_mesh, render_previews
-
-    def fit_panel(img):
-        h, w = img.shape[:2]
-        s = size / max(h, w)
-        small = cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
-        panel = np.full((size, size, 3), 255, np.uint8)
-        y0, x0 = (size - small.shape[0]) // 2, (size - small.shape[1]) // 2
-        panel[y0:y0 + small.shape[0], x0:x0 + small.shape[1]] = small
-        return panel
-
-    tex = avatar.texture.astype(np.float32) / 255.0
-    verts, faces, uvs, uv_faces = avatar.vertices, avatar.faces, avatar.uvs, avatar.uv_faces
-    if avatar.eyes is not None:  # one mesh, one atlas: the head's map with the eye map beside it
-        from digitaltwin_jax.texture.eyes import preview_mesh
-
-        verts, faces, uvs, uv_faces, tex = preview_mesh(verts, faces, uvs, uv_faces, tex, avatar.eyes)
-    views = render_previews(verts, faces, (size, size), uvs=uvs, uv_faces=uv_faces, texture=tex)
-    h, w = avatar.image_size
-    photo_f = photo.astype(np.float32) / 255.0
-    overlay, mask = render_mesh(avatar.vertices_camera, avatar.faces, avatar.K, (h, w), background=photo_f)
-    blend = np.where(np.asarray(mask, bool)[..., None], 0.55 * overlay + 0.45 * photo_f, photo_f)
-    to8 = lambda a: (np.clip(a, 0, 1) * 255 + 0.5).astype(np.uint8)  # noqa: E731
-    panels = [fit_panel(photo)] + [to8(v) for v in views] + [fit_panel(to8(blend))]
-    return np.concatenate(panels, axis=1)
-
-
 def _versions() -> dict:
     import jax
 
@@ -490,6 +468,8 @@ def write_avatar(avatar: Avatar, outdir, *, photo: np.ndarray | None = None, pho
     """
     from digitaltwin_jax.errors import OutputError, OutputExistsError, OutputWriteError
     from digitaltwin_jax.io.gltf import write_glb
+    from digitaltwin_jax.io.images import png_bytes  # lossless, fast zlib level
+    from digitaltwin_jax.preview import preview_image
     from digitaltwin_jax.io.obj import write_obj
 
     outdir = Path(outdir)
@@ -506,13 +486,13 @@ def write_avatar(avatar: Avatar, outdir, *, photo: np.ndarray | None = None, pho
     tmp.chmod(0o777 & ~_umask())  # mkdtemp makes 0700; the output folder gets normal permissions
     try:
         t = time.perf_counter()
-        tex_png = _png_bytes(avatar.texture)
+        tex_png = png_bytes(avatar.texture)
         (tmp / "diffuse.png").write_bytes(tex_png)
         parts = ()
         if avatar.eyes is not None:
             from digitaltwin_jax.io.parts import MeshPart
 
-            eye_png = _png_bytes(avatar.eyes.texture)
+            eye_png = png_bytes(avatar.eyes.texture)
             (tmp / "eyes.png").write_bytes(eye_png)
             parts = (MeshPart("eyes", avatar.eyes.vertices, avatar.eyes.faces, avatar.eyes.uvs, avatar.eyes.uv_faces,
                               texture_name="eyes.png", texture_png=eye_png, roughness=0.2),)
@@ -525,7 +505,7 @@ def write_avatar(avatar: Avatar, outdir, *, photo: np.ndarray | None = None, pho
         avatar.timings["write_meshes"] = time.perf_counter() - t
         if photo is not None:
             t = time.perf_counter()
-            (tmp / "preview.png").write_bytes(_png_bytes(preview_image(avatar, photo, preview_size)))
+            (tmp / "preview.png").write_bytes(png_bytes(preview_image(avatar, photo, preview_size)))
             avatar.timings["preview"] = time.perf_counter() - t
         (tmp / "report.json").write_text(
             json.dumps(_nan_to_null(report_dict(avatar, photo_path)), indent=2, allow_nan=False))

@@ -27,7 +27,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("fitting",),  # composes camera + energies + solvers
     ("frontend", "texture", "evaluation"),  # photo -> landmarks; UV texture; accuracy metrics
     ("regressor", "synth", "errors", "multiview"),  # shape regressor and its training data; the user-facing errors; several photos of one person
-    ("pipeline", "ray_avatars", "batch", "cli", "__main__", "__init__"),  # photo -> avatar, batch workers, the command, the package root
+    ("pipeline", "preview", "ray_avatars", "batch", "cli", "__main__", "__init__"),  # photo -> avatar, batch workers, the command, the package root
 )
 
 # Imports that break the order today, each with its reason; remove an entry when it is fixed (the

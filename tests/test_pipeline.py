@@ -170,3 +170,31 @@ def test_failed_embedding_is_a_listed_warning():
     assert len(av.info["warnings"]) == 1 and "encoder crashed" in av.info["warnings"][0]
     assert av.info["texture"]["bank_rule"] != "identity"
     assert np.all(np.isfinite(av.vertices))
+
+
+def test_avatar_config_carries_fit_and_texture_configs(monkeypatch):
+    """AvatarConfig.fit / .texture reach the default stages: with the expression switched off the
+    fitted blendshape weights are exactly 0 (the example photo smiles: with the default fit they are
+    not), and build_texture receives the given TextureConfig with the size of ``texture_size``."""
+    import digitaltwin_jax.texture.pipeline as texpipe
+    from digitaltwin_jax.fitting import FitConfig
+    from digitaltwin_jax.texture.pipeline import TextureConfig
+
+    seen = []
+    original = texpipe.build_texture
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["config"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(texpipe, "build_texture", spy)
+    photo = read_image(EXAMPLE)
+    base = AvatarConfig(texture_size=64, shape_source="template")
+    smiling = reconstruct(photo, config=base)
+    assert float(np.sum(smiling.expression_weights)) > 0.1
+    cfg = AvatarConfig(texture_size=64, shape_source="template", fit=FitConfig(fit_expression=False),
+                       texture=TextureConfig(blend_threshold=0.9, size=999))
+    still = reconstruct(photo, config=cfg)
+    assert np.all(still.expression_weights == 0.0)
+    assert seen[-1].blend_threshold == 0.9 and seen[-1].size == 64
+    assert seen[0].blend_threshold == TextureConfig().blend_threshold
