@@ -1,7 +1,7 @@
 """CPU rendering: z-buffer rasteriser, shading, preview cameras (shared by previews, texture
 projection (paper section 3.5) and the synthetic-image engine (section 3.2))."""
 from digitaltwin_jax.render.primitives import grid, icosphere, uv_sphere
-from digitaltwin_jax.geometry.rasterize import Fragments, front_facing_det, interpolate, rasterize
+from digitaltwin_jax.render.rasterize import Fragments, front_facing_det, interpolate, rasterize  # submodule first: the name stays the function
 from digitaltwin_jax.render.renderer import DEFAULT_LIGHT_DIR, project_points, render_mesh
 from digitaltwin_jax.render.shading import (
     bilinear,
