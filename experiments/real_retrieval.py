@@ -221,27 +221,23 @@ def run(set_dir, progress=True) -> dict:
     from digitaltwin_jax.evaluation.photo_sets import load_photo_set
     from digitaltwin_jax.io.images import read_image
     from digitaltwin_jax.multiview import combined_shape, fit_views
-    from digitaltwin_jax.regressor.data import _default_frontend
     from digitaltwin_jax.regressor.evaluate import EvalData, predict_with_fits
     from digitaltwin_jax.regressor.guard import load_guard
     from digitaltwin_jax.regressor.weights import load_regressor
 
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from bench_fidelity import _frontend
+
     t0 = time.perf_counter()
     ps = load_photo_set(set_dir)
     images = [read_image(p) for p in ps.paths]
-    n = len(images)
-    emb = np.full((n, 128), np.nan, np.float32)
-    lms = np.full((n, 68, 2), np.nan, np.float32)
-    for i, im in enumerate(images):
-        fe = _default_frontend(im)
-        if fe is not None:
-            emb[i], lms[i] = fe
+    emb, lms, all_sizes = _frontend(images)  # the fidelity benchmark's front end, NaN rows without a face
     ok = np.isfinite(emb[:, 0])
     idx = np.flatnonzero(ok)
     person = np.asarray(ps.person_ids)[idx]
     multi = np.array([np.sum(person == p) >= 2 for p in person])
     idx, person = idx[multi], person[multi]  # persons with >= 2 photos with a face
-    sizes = np.array([images[i].shape[:2] for i in idx], np.int64)
+    sizes = all_sizes[idx]
     model = load_head_model("low")
     reg, guard = load_regressor(), load_guard()
     data = EvalData(np.full((idx.size, model.num_vertices, 3), np.nan, np.float32), emb[idx], lms[idx], sizes,
