@@ -126,24 +126,14 @@ def camera_effects(clean, scene, renderer) -> np.ndarray:
     import cv2
 
     from digitaltwin_jax.render.colorspace import linear_to_srgb8
+    from digitaltwin_jax.synth.engine import sensor_effects
 
     out = np.asarray(clean)
     if scene.blur_sigma > 0.05:
         lin = renderer.lut[out]
         lin = cv2.GaussianBlur(lin, (0, 0), float(scene.blur_sigma), borderType=cv2.BORDER_REFLECT)
         out = linear_to_srgb8(lin)
-    if scene.noise_sigma > 0:
-        z = renderer._noise_table
-        if out.size >= z.size:
-            raise ValueError(f"image of {out.size} values exceeds the noise table ({z.size}); use <= 836 px")
-        off = int(scene.seed % (z.size - out.size))
-        z = z[off:off + out.size].reshape(out.shape)
-        noisy = out.astype(np.float32) + np.float32(255.0 * scene.noise_sigma) * z
-        out = np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
-    if scene.jpeg_quality > 0:
-        ok, buf = cv2.imencode(".jpg", out[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(scene.jpeg_quality)])
-        if ok:
-            out = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1]
+    out = sensor_effects(out, scene.noise_sigma, scene.jpeg_quality, scene.seed, renderer._noise_table)
     return np.ascontiguousarray(out)
 
 

@@ -52,7 +52,7 @@ from digitaltwin_jax.synth.albedo import AlbedoBank
 from digitaltwin_jax.synth.backgrounds import BACKGROUND_KINDS, procedural_background
 from digitaltwin_jax.synth.lighting import light_direction, light_rgb
 
-__all__ = ["RenderConfig", "RenderResult", "SceneRenderer", "project_landmarks"]
+__all__ = ["RenderConfig", "RenderResult", "SceneRenderer", "project_landmarks", "sensor_effects"]
 
 _LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
 _REF_ALBEDO = 0.3  # linear albedo of a "typical" face for metering
@@ -378,19 +378,7 @@ class SceneRenderer:
         if scene.blur_sigma > 0.05:
             img = cv2.GaussianBlur(img, (0, 0), float(scene.blur_sigma), borderType=cv2.BORDER_REFLECT)
         out = linear_to_srgb8(img)
-        if scene.noise_sigma > 0:  # sensor noise, Gaussian in the 8-bit sRGB domain
-            z = self._noise_table
-            if out.size < z.size:
-                off = int(scene.seed % (z.size - out.size))
-                z = z[off:off + out.size].reshape(out.shape)
-            else:
-                z = np.random.default_rng(scene.seed).standard_normal(out.shape, dtype=np.float32)
-            noisy = out.astype(np.float32) + np.float32(255.0 * scene.noise_sigma) * z
-            out = np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
-        if scene.jpeg_quality > 0:
-            ok, buf = cv2.imencode(".jpg", out[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(scene.jpeg_quality)])
-            if ok:
-                out = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1]
+        out = sensor_effects(out, scene.noise_sigma, scene.jpeg_quality, scene.seed, self._noise_table)
         if cfg.eyes == "masked":
             fill = np.asarray(cfg.eye_fill, np.float32)
             a = eye_a[..., None]
@@ -438,6 +426,34 @@ class SceneRenderer:
             return self.photos.sample(rng, size, size), scene.background_kind
         img, _ = procedural_background(rng, size, size, kind, resolution_scale=0.5)
         return img, scene.background_kind
+
+
+def sensor_effects(image, noise_sigma: float, jpeg_quality: int, seed: int, noise_table) -> np.ndarray:
+    """``(H, W, 3) uint8`` after the camera's sensor noise and JPEG, the last imperfections of a render.
+
+    Args:
+      image: ``(H, W, 3) uint8`` sRGB.
+      noise_sigma: Gaussian noise in the 8-bit sRGB domain, as a fraction of 255 (0: none).
+      jpeg_quality: JPEG round trip at this quality (0: none).
+      seed: picks the noise: a window of ``noise_table`` at offset ``seed``, or, for images larger
+        than the table, a fresh draw seeded with it.
+      noise_table: ``(T,) float32`` standard normal samples (:class:`SceneRenderer` keeps one).
+    """
+    out = image
+    if noise_sigma > 0:
+        z = noise_table
+        if out.size < z.size:
+            off = int(seed % (z.size - out.size))
+            z = z[off:off + out.size].reshape(out.shape)
+        else:
+            z = np.random.default_rng(seed).standard_normal(out.shape, dtype=np.float32)
+        noisy = out.astype(np.float32) + np.float32(255.0 * noise_sigma) * z
+        out = np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
+    if jpeg_quality > 0:
+        ok, buf = cv2.imencode(".jpg", out[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)])
+        if ok:
+            out = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1]
+    return out
 
 
 def _shoulder(x, knee: float = 0.8):
