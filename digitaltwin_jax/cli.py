@@ -36,8 +36,8 @@ def cache_dir() -> Path:
 
 
 def enable_compilation_cache() -> Path:
-    """Turn on JAX's persistent compilation cache and the texture stage's disk cache (application
-    settings: only the CLI calls this)."""
+    """Turn on JAX's persistent compilation cache, the texture stage's disk cache and the fit's
+    exported-program store (application settings: only the CLI calls this)."""
     import jax
 
     path = cache_dir()
@@ -59,6 +59,10 @@ def enable_compilation_cache() -> Path:
     from digitaltwin_jax.texture.cache import shared_cache
 
     shared_cache().directory = path / "texture"
+    # and the traced Gauss-Newton solve (fitting.exported): a new process skips tracing it
+    from digitaltwin_jax.fitting.exported import shared_store
+
+    shared_store().directory = path / "exported"
     return path
 
 

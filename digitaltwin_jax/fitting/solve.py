@@ -12,6 +12,7 @@ import numpy as np
 from digitaltwin_jax.camera import intrinsics_np, transform
 from digitaltwin_jax.energies import corrective as corr
 from digitaltwin_jax.energies import landmarks as lmk
+from digitaltwin_jax.fitting import exported
 from digitaltwin_jax.fitting.config import FitConfig
 from digitaltwin_jax.fitting.problem import FitProblem
 from digitaltwin_jax.fitting.terms import HOOK_PHASES, Term, bind, default_terms, term_per_topology, term_unknowns
@@ -126,7 +127,15 @@ def _finish_state(state: GaussNewtonState, *, fns, gn, flags):
 
 def _run(data, v0, weights, full, statics, batched: bool, corrective: bool):
     """The jitted solve and full-mesh outputs: one face, or (``batched``) B faces whose per-face
-    fields of ``data``, ``v0`` and (when ``(B, V, 3)``) base shape ``full[0]`` carry a leading axis."""
+    fields of ``data``, ``v0`` and (when ``(B, V, 3)``) base shape ``full[0]`` carry a leading axis.
+
+    Goes through :func:`~digitaltwin_jax.fitting.exported.call`: with the shared store's folder set
+    (the command line), a new process loads the traced solve from disk instead of tracing it."""
+    run = functools.partial(_run_jitted, statics=statics, batched=batched, corrective=corrective)
+    return exported.call(run, (data, v0, weights, full), (statics, batched, corrective))
+
+
+def _run_jitted(data, v0, weights, full, *, statics, batched: bool, corrective: bool):
     if batched:
         v, last, info = _solve_batch(data, v0, weights, **statics)
         out = _outputs_batch(v, last, data.corrective, full, fit_corrective=corrective)
