@@ -37,23 +37,19 @@ def _env(cache: Path) -> dict:
     return dict(os.environ, DIGITALTWIN_CACHE_DIR=str(cache), PYTHONPATH=str(ROOT))
 
 
-# The peak-RSS run executes the command through runpy in a ``python -c`` wrapper that then reads
-# VmHWM from /proc/self/status: the high-water mark of that program's own memory map (ru_maxrss would
-# also count the benchmark process's memory that fork copies into the child before exec).
+# The peak-RSS run executes the command's main() in a ``python -c`` wrapper that then reads VmHWM
+# from /proc/self/status: the high-water mark of that program's own memory map (ru_maxrss would also
+# count the benchmark process's memory that fork copies into the child before exec).  It calls main()
+# rather than the program (cli.run), which ends the process with os._exit before the wrapper could read.
 def _cli(args, cache: Path, with_rss: bool = False):
     """Wall seconds of ``python -m digitaltwin_jax ARGS`` (and its peak RSS in GiB with ``with_rss``)."""
     t = time.perf_counter()
     if with_rss:
         rss_file = cache.parent / "rss_kib.txt"
-        wrapper = ("import runpy, sys\n"
+        wrapper = ("import sys\n"
                    f"out = {str(rss_file)!r}\n"
-                   "sys.argv = ['digitaltwin'] + sys.argv[1:]\n"
-                   "try:\n"
-                   "    runpy.run_module('digitaltwin_jax', run_name='__main__', alter_sys=True)\n"
-                   "except SystemExit as e:\n"
-                   "    code = e.code or 0\n"
-                   "else:\n"
-                   "    code = 0\n"
+                   "from digitaltwin_jax.cli import main\n"
+                   "code = main(sys.argv[1:])\n"
                    "hwm = [ln.split()[1] for ln in open('/proc/self/status') if ln.startswith('VmHWM:')]\n"
                    "open(out, 'w').write(hwm[0])\n"
                    "sys.exit(code)\n")

@@ -1,6 +1,4 @@
 """``python -m digitaltwin_jax avatar PHOTO -o OUTDIR`` (see :mod:`digitaltwin_jax.cli`)."""
-import sys
+from digitaltwin_jax.cli import run
 
-from digitaltwin_jax.cli import main
-
-sys.exit(main())
+run()

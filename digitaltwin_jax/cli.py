@@ -384,5 +384,33 @@ def main(argv=None) -> int:
     return args.func(args)
 
 
+def _leaves_nothing_running(argv) -> bool:
+    """Whether ``argv`` is an avatar command of one person's photos (no ``--batch`` workers, no Ray)."""
+    if not argv or argv[0] != "avatar":
+        return False
+    try:
+        args, _ = build_parser().parse_known_args(argv)
+    except SystemExit:
+        return False
+    return args.batch is None and args.ray is None and args.workers is None
+
+
+def run(argv=None) -> None:
+    """The ``digitaltwin`` program: :func:`main`, then exit with its code.
+
+    After an avatar command of one person's photos the process ends with ``os._exit`` once stdout and
+    stderr are flushed: its outputs are complete (written atomically) and it started no worker, while
+    the normal interpreter teardown (freeing dlib's models, XLA's client) takes 0.25-0.34 s of the
+    command's wall time on 2 cores and does nothing a user needs.  Every other command exits normally.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    code = main(argv)
+    if _leaves_nothing_running(argv):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(int(code or 0))
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -73,6 +73,17 @@ def test_module_entry_point_reports_exit_code(tmp_path):
     assert "Traceback" not in r.stderr
 
 
+def test_fast_exit_only_where_nothing_keeps_running():
+    """cli.run ends single avatar commands with os._exit (flushed streams; the test above checks the
+    code and message arrive); batches (worker processes, Ray) and other commands exit normally."""
+    assert cli._leaves_nothing_running(["avatar", "a.jpg", "-o", "out"])
+    assert cli._leaves_nothing_running(["avatar", "a.jpg", "b.jpg", "--same-camera"])
+    for argv in (["avatar", "--batch", "photos/"], ["avatar", "--bat", "photos/"], ["avatar", "--batch=photos/"],
+                 ["avatar", "--batch", "photos/", "--ray"], ["avatar", "a.jpg", "--workers", "2"],
+                 ["synth", "--count", "3"], ["regressor", "build"], [], ["--help"]):
+        assert not cli._leaves_nothing_running(argv), argv
+
+
 def test_batch_skips_failures_and_resumes(tmp_path, monkeypatch, capsys):
     import json
     import shutil
