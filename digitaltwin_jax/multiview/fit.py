@@ -301,7 +301,7 @@ def _check_inputs(model, landmarks_2d, image_sizes, camera_groups):
 
 
 def fit_views(model: HeadModel, landmarks_2d, image_sizes, shape=None, config: MultiFitConfig = MultiFitConfig(), *,
-              camera_groups=None) -> MultiViewFit:
+              camera_groups=None, landmark_offsets=None, landmark_weights=None) -> MultiViewFit:
     """Fit one shared head to the 68 landmarks of ``V`` photos of one person (module docstring).
 
     Args:
@@ -312,6 +312,13 @@ def fit_views(model: HeadModel, landmarks_2d, image_sizes, shape=None, config: M
       config: :class:`MultiFitConfig`.
       camera_groups: optional ``(V,) int``; views with equal labels share their focal scale (one
         camera).  Default: every view its own intrinsics.
+      landmark_offsets: optional ``(68, 3)`` mm, head frame: where the detector's landmark ``j`` lies
+        relative to the model's landmark sample ``j`` (:mod:`.landmark_offsets`); added to the 52
+        fixed samples (rows of the sliding jaw points are ignored) in the residual and in the
+        reported projections.  None: the model's samples as they are.
+      landmark_weights: optional ``(68,)`` positive factors on each landmark's term of the energy (e.g. the
+        inverse variance of the detector's noise at that landmark, :mod:`.landmark_offsets`), multiplied into
+        the jaw weights.  None: all 1.
 
     Returns:
       :class:`MultiViewFit`.
@@ -323,6 +330,13 @@ def fit_views(model: HeadModel, landmarks_2d, image_sizes, shape=None, config: M
     lm, sizes, cam = _check_inputs(model, landmarks_2d, image_sizes, camera_groups)
     nv = lm.shape[0]
     fc = config.fit
+    lm_off = np.zeros((68, 3))
+    if landmark_offsets is not None:
+        lm_off = np.array(landmark_offsets, np.float64)
+        if lm_off.shape != (68, 3) or not np.all(np.isfinite(lm_off)):
+            raise ValueError(f"landmark_offsets must be finite (68, 3), got {np.shape(landmark_offsets)}")
+        if fc.sliding_contour:
+            lm_off[[j for j in lmk.JAW if j != lmk.CHIN]] = 0.0
     base = np.asarray(model.vertices, np.float64) if shape is None else np.asarray(shape, np.float64)
     if base.shape != (model.num_vertices, 3) or not np.all(np.isfinite(base)):
         raise ValueError(f"shape must be finite with shape ({model.num_vertices}, 3), got {base.shape}")
@@ -358,6 +372,11 @@ def fit_views(model: HeadModel, landmarks_2d, image_sizes, shape=None, config: M
     valid = np.all(np.isfinite(lm), axis=2)
     weights = np.ones(68)
     weights[:17] = fc.jaw_weight
+    if landmark_weights is not None:
+        lw = np.asarray(landmark_weights, np.float64)
+        if lw.shape != (68,) or not np.all(np.isfinite(lw) & (lw > 0)):
+            raise ValueError(f"landmark_weights must be (68,) finite and positive, got {np.shape(landmark_weights)}")
+        weights = weights * lw
     w_eye = np.array([lmk.eye_distance(lm[v]) for v in range(nv)])
     if not np.all(np.isfinite(w_eye) & (w_eye >= 1.0)):
         bad = int(np.flatnonzero(~(np.isfinite(w_eye) & (w_eye >= 1.0)))[0])
@@ -421,6 +440,8 @@ def fit_views(model: HeadModel, landmarks_2d, image_sizes, shape=None, config: M
                 sample_w[:, jaw] = lines.weights[jaw[None], sel[:, jaw]]
             d = dict(data)
             d["s_base"] = np.sum(base[sample_idx] * sample_w[..., None], axis=2)
+            if landmark_offsets is not None:
+                d["s_base"] = d["s_base"] + lm_off[None]
             d["s_id"] = np.einsum("kvjcd,vjc->vkjd", id_basis[:, sample_idx], sample_w) if k else np.zeros((nv, 0, 68, 3))
             d["s_ex"] = np.einsum("mvjcd,vjc->vmjd", ex_basis[:, sample_idx], sample_w)
             d["q_ref"] = q_ref
@@ -455,6 +476,8 @@ def fit_views(model: HeadModel, landmarks_2d, image_sizes, shape=None, config: M
     fs = np.exp(np.asarray(x["log_fs"]))[cam]
     K = np.stack([intrinsics_np(tuple(sizes[v]), fs[v]) for v in range(nv)])
     pts = np.einsum("vjc,vjcd->vjd", sample_w, verts[np.arange(nv)[:, None, None], sample_idx])
+    if landmark_offsets is not None:
+        pts = pts + lm_off[None]
     with jax.enable_x64(True):
         proj = np.asarray(jax.vmap(lmk.project_points)(jnp.asarray(pts), jnp.asarray(q_fin), jnp.asarray(t),
                                                        jnp.asarray(fs), jnp.asarray(data["focal"]),
