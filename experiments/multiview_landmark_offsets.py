@@ -9,6 +9,11 @@ estimate the detector's landmark offsets and noise
 posed head, camera and detected points); heads ``< split`` whose 5 photos all have a face are scored
 (ARMSE at d = 95 mm, paired differences to the same method at 1 photo and to ``start`` at the same k):
 
+The detector's remaining error (with the offsets, at the true pose and shape) is compared between
+photos of one head and of different heads (``residual_correlation``: correlation of the 52 fixed
+landmarks' residual vectors between the photos at yaw 0, -12, 12; share of their variance in the head's
+mean, 1/3 if the photos' errors were independent).
+
 * ``start``: the default start, the guarded regressor at the mean embedding of the k photos (the
   default fit's neutral head differs from it by <= 0.004 mm); ``start_meanpred``: the mean of the
   photos' guarded predictions; ``start_wemb``: the embeddings weighted by the inverse of their spread
@@ -77,6 +82,14 @@ def run(heads=120, seed=5001, split=60, views=(1, 3, 5), progress=True) -> dict:
         u = project(pts[ev_rows] + dl[None], R[ev_rows], t[ev_rows], K[ev_rows])
         return float(np.nanmedian(np.linalg.norm(u - data.landmarks[ev_rows], axis=-1)[:, fixed]))
 
+    # is the detector's remaining error (with the offsets; true pose and shape) shared by a head's photos?
+    # photos at yaw 0, -12, 12 (views 0, 3, 4), residuals in % of the eye distance, scored heads
+    u = project(pts + delta[None], R, t, K)
+    eye = np.linalg.norm(data.landmarks[:, 36] - data.landmarks[:, 45], axis=1)
+    res = ((data.landmarks - u) / eye[:, None, None] * 100.0)[:, fixed].reshape(heads, nvw, -1)[ev][:, [0, 3, 4]]
+    same = [np.corrcoef(res[i, a], res[i, b])[0, 1] for i in range(ev.size) for a, b in ((0, 1), (0, 2), (1, 2))]
+    other = [np.corrcoef(res[i, a], res[(i + 1) % ev.size, b])[0, 1] for i in range(ev.size) for a, b in ((0, 1), (0, 2), (1, 2))]
+    head_share = float((res.mean(1) ** 2).mean() / (res ** 2).mean())
     # spread of each view position's embedding around its head's mean (estimation heads with all views)
     est_heads = np.flatnonzero(ok.all(axis=1) & (np.arange(heads) >= split))
     E_est = data.embeddings.reshape(heads, nvw, -1)[est_heads].astype(np.float64)
@@ -86,6 +99,8 @@ def run(heads=120, seed=5001, split=60, views=(1, 3, 5), progress=True) -> dict:
            "scored_heads": int(ev.size), "offsets_mm": delta.tolist(), "offset_norm_mean_mm": float(np.linalg.norm(delta[fixed], axis=1).mean()),
            "noise_pct_eye": sigma.tolist(), "landmark_weights": lw.tolist(), "embedding_spread_per_view": spread.tolist(),
            "view_weights": view_w.tolist(),
+           "residual_correlation": {"same_head": float(np.mean(same)), "different_heads": float(np.mean(other)),
+                                    "head_mean_variance_share": head_share, "independent_share": 1.0 / 3.0},
            "heldout_median_reprojection_px_true_pose_shape": {"without_offsets": reproj(np.zeros((68, 3))), "with_offsets": reproj(delta)},
            "rows": {}}
     T = np.asarray(model.vertices, np.float64)
@@ -152,7 +167,8 @@ def main(argv=None) -> int:
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(a.out, json.dumps(res, indent=1))
     print(f"offsets |delta| mean {res['offset_norm_mean_mm']:.2f} mm; held-out reprojection (true pose and shape) "
-          f"{res['heldout_median_reprojection_px_true_pose_shape']}; view weights {np.round(res['view_weights'], 2).tolist()}")
+          f"{res['heldout_median_reprojection_px_true_pose_shape']}; view weights {np.round(res['view_weights'], 2).tolist()}; "
+          f"remaining detector error {res['residual_correlation']}")
     for m, r in res["rows"].items():
         a95 = r["armse_95"]
         line = f"{m:18s} n={r['n']:3d} ARMSE95 {a95['mean']:.3f} [{a95['lo']:.3f}, {a95['hi']:.3f}]"
