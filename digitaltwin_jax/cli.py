@@ -66,6 +66,43 @@ def enable_compilation_cache() -> Path:
     return path
 
 
+def tune_process_memory() -> dict:
+    """Memory settings for a process that makes avatars (application settings: the CLI and its batch
+    workers call this; a library import changes nothing).
+
+    * glibc ``mallopt``: arrays up to 1 GiB come from the heap and freed memory is kept
+      (``M_MMAP_THRESHOLD``, ``M_TRIM_THRESHOLD``), so the texture stage's 16-50 MB temporaries are
+      reused instead of being mapped and zero-filled again on every call;
+    * NumPy's transparent-huge-page hint off: with the kernel's THP ``defrag=madvise`` setting, the
+      first touch of each 2 MB page waits for compaction and zeroing.
+
+    Measured on 2 idle cores (build_texture at 2048 on the example photo, fresh process / again):
+    default 1.11-1.44 s / 0.55-0.60 s; both settings 0.76 s / 0.50-0.53 s.  Returns what was applied
+    (an unavailable setting, e.g. no glibc, is skipped and reported ``False``)."""
+    applied = {"mallopt": False, "numpy_hugepage_off": False}
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        applied["mallopt"] = bool(libc.mallopt(m_mmap_threshold, 1 << 30)) and bool(libc.mallopt(m_trim_threshold, 1 << 30))
+    except (OSError, AttributeError):
+        pass
+    import numpy as np
+
+    setter = getattr(getattr(getattr(np, "_core", None), "multiarray", None), "_set_madvise_hugepage", None)
+    if setter is not None:
+        setter(False)
+        applied["numpy_hugepage_off"] = True
+    return applied
+
+
+def _worker_init() -> None:
+    """A batch worker's initialiser: the command's caches and memory settings."""
+    tune_process_memory()
+    enable_compilation_cache()
+
+
 def _error_code(exc: BaseException) -> int:
     from digitaltwin_jax import errors
 
@@ -108,6 +145,7 @@ def _cmd_avatar(args) -> int:
         print("error: give PHOTO(s) or --batch DIR, not both", file=sys.stderr)
         return EXIT_USAGE
     cache = enable_compilation_cache()
+    tune_process_memory()
     if args.batch is not None:
         return _cmd_batch(args)
     if len(args.photo) > 1:
@@ -275,7 +313,7 @@ def _cmd_batch_workers(args, photos, names, out_root, *, ray: bool) -> int:
             where = {}
         outcomes = {} if not todo else run([(p, out_root / names[p]) for p in todo], _avatar_config(args),
                                            overwrite=args.overwrite, workers=args.workers,
-                                           init=enable_compilation_cache, **where)
+                                           init=_worker_init, **where)
     except ImportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

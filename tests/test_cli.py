@@ -271,3 +271,20 @@ def test_cli_import_is_lazy_and_public_names_still_resolve():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "avatar" in r.stdout  # the help text was printed
+
+
+def test_tune_process_memory_reports_what_it_applied():
+    """The command's memory settings: glibc mallopt on Linux and NumPy's huge-page hint off (checked
+    through NumPy's own getter: _set_madvise_hugepage returns the previous value)."""
+    import platform
+
+    import numpy as np
+
+    applied = cli.tune_process_memory()
+    assert set(applied) == {"mallopt", "numpy_hugepage_off"}
+    setter = getattr(np._core.multiarray, "_set_madvise_hugepage", None)
+    if setter is not None:
+        assert applied["numpy_hugepage_off"]
+        assert setter(True) is False  # it was off; NumPy's default (on) is back for the other tests
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert applied["mallopt"]
