@@ -21,12 +21,6 @@ SIZE = (480, 640)
 WEAK = FitConfig(omega_r=1e-8, num_identity=K_ID, sliding_contour=False, jaw_weight=1.0, jaw_tangent_weight=1.0)
 
 
-@pytest.fixture(scope="module")
-def model():
-    from digitaltwin_jax import load_head_model
-
-    return load_head_model("low")
-
 
 def _views(model, fs_per_view, yaws=(0.0, -30.0, 30.0), seed=0):
     """Noise-free landmarks of a known head (numpy pinhole, independent of the fit's code)."""

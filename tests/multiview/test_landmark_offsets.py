@@ -14,12 +14,6 @@ SIZE = (480, 640)
 WEAK = FitConfig(omega_r=1e-8, num_identity=K_ID, sliding_contour=False, jaw_weight=1.0, jaw_tangent_weight=1.0)
 
 
-@pytest.fixture(scope="module")
-def model():
-    from digitaltwin_jax import load_head_model
-
-    return load_head_model("low")
-
 
 def _camera(j, yaw):
     R = np.diag([1.0, -1.0, -1.0]) @ euler_to_matrix(3.0 * j - 2.0, yaw, 5.0 - 2.0 * j)
