@@ -426,8 +426,12 @@ def _leaves_nothing_running(argv) -> bool:
     """Whether ``argv`` is an avatar command of one person's photos (no ``--batch`` workers, no Ray)."""
     if not argv or argv[0] != "avatar":
         return False
-    try:
-        args, _ = build_parser().parse_known_args(argv)
+    import contextlib
+    import io
+
+    try:  # quietly: main() has already reported a command line argparse rejects
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            args, _ = build_parser().parse_known_args(argv)
     except SystemExit:
         return False
     return args.batch is None and args.ray is None and args.workers is None

@@ -84,6 +84,15 @@ def test_fast_exit_only_where_nothing_keeps_running():
         assert not cli._leaves_nothing_running(argv), argv
 
 
+def test_run_reports_a_bad_command_line_once(capsys):
+    """cli.run re-reads argv to choose how to exit; argparse's message must still appear only once."""
+    with pytest.raises(SystemExit) as e:
+        cli.run(["avatar", "--texture-size"])
+    assert e.value.code == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.count("expected one argument") == 1, err
+
+
 def test_batch_skips_failures_and_resumes(tmp_path, monkeypatch, capsys):
     import json
     import shutil
