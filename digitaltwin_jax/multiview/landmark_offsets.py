@@ -71,8 +71,13 @@ def estimate_landmark_offsets(points, rotation, translation, K, detected, *, ite
     counts = ok.sum(axis=0)
     delta = np.zeros((nl, 3))
     KR = np.einsum("nij,njk->nik", Km, R)  # (N, 3, 3)
+    Kt = np.einsum("nij,nj->ni", Km, t)[:, None]  # (N, 1, 3)
+
+    def homogeneous(delta):  # (N, L, 3) K (R (p + delta) + t)
+        return np.einsum("nij,nlj->nli", KR, p + delta[None]) + Kt
+
     for _ in range(int(iterations)):
-        h = np.einsum("nij,nlj->nli", KR, p + delta[None]) + np.einsum("nij,nj->ni", Km, t)[:, None]
+        h = homogeneous(delta)
         u = h[..., :2] / h[..., 2:]
         r = (u - np.where(ok[..., None], d, 0.0)) * s[:, None, None]  # (N, L, 2)
         # du/dh (N, L, 2, 3), then J = s du/dh K R  (N, L, 2, 3)
@@ -87,7 +92,7 @@ def estimate_landmark_offsets(points, rotation, translation, K, detected, *, ite
         g = np.einsum("nlai,nla->li", J, r) + ridge * delta
         delta = delta - np.linalg.solve(A, g[..., None])[..., 0]
     delta[counts < 2] = 0.0
-    h = np.einsum("nij,nlj->nli", KR, p + delta[None]) + np.einsum("nij,nj->ni", Km, t)[:, None]
+    h = homogeneous(delta)
     r = np.where(ok[..., None], (h[..., :2] / h[..., 2:] - np.where(ok[..., None], d, 0.0)) * s[:, None, None], 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         sigma = np.sqrt((r ** 2).sum(axis=(0, 2)) / (2.0 * counts))
