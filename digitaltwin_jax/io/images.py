@@ -210,15 +210,60 @@ def to_uint8_rgb(image, *, name: str = "image") -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
-def png_bytes(image, *, compress_level: int = PNG_COMPRESS_LEVEL) -> bytes:
-    """An 8-bit RGB (or grey) PNG of ``image`` ``(H, W, 3)`` / ``(H, W)`` (uint8, or float in [0, 1])."""
+def png_bytes(image, *, compress_level: int = PNG_COMPRESS_LEVEL, threads: int | None = None) -> bytes:
+    """An 8-bit RGB (or grey) PNG of ``image`` ``(H, W, 3)`` / ``(H, W)`` (uint8, or float in [0, 1]).
+
+    Lossless.  Encoded here rather than by Pillow so that the deflate runs on several cores (issue 17:
+    Pillow's encoder takes 0.17 s for the 2048 diffuse map on one core, this 0.06 s on two):
+
+    * every row gets PNG's *Up* filter (type 2: the byte minus the byte above, mod 256; 2 ms in NumPy);
+    * the filtered rows are cut into ``threads`` bands, each deflated by zlib (``compress_level``,
+      run-length strategy) in its own thread (zlib releases the GIL); every band but the last ends
+      with a full flush, so the raw deflate streams join into one zlib stream (header, blocks, the
+      Adler-32 of all the rows), as pigz does;
+    * one IDAT chunk, CRC-32 per chunk (PNG spec, ISO/IEC 15948).
+
+    ``threads`` defaults to the CPU count (at most 4; 1 for images under 64K pixels).  The file is
+    ~12% larger than Pillow's adaptive filtering at the same zlib level (2.01 vs 1.79 MB for the
+    example avatar's map).
+    """
     a = np.asarray(image)
-    mode = "L" if a.ndim == 2 or (a.ndim == 3 and a.shape[2] == 1) else "RGB"
+    grey = a.ndim == 2 or (a.ndim == 3 and a.shape[2] == 1)
     a = to_uint8_rgb(a)
-    buf = io.BytesIO()
-    Image.fromarray(a[..., 0] if mode == "L" else a, mode=mode).save(
-        buf, format="PNG", compress_level=int(compress_level), compress_type=zlib.Z_RLE)
-    return buf.getvalue()
+    if grey:
+        a = np.ascontiguousarray(a[..., 0])
+    h, w = a.shape[:2]
+    rows = a.reshape(h, -1)
+    filtered = np.empty((h, rows.shape[1] + 1), np.uint8)
+    filtered[:, 0] = 2  # Up
+    filtered[0, 1:] = rows[0]
+    np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])  # uint8 wraps mod 256, as PNG defines
+    if threads is None:
+        threads = 1 if h * w < 65_536 else min(4, os.cpu_count() or 1)
+    bands = [b for b in np.array_split(filtered, max(1, min(int(threads), h))) if b.size]
+    level = int(compress_level)
+
+    def deflate(i: int) -> bytes:
+        co = zlib.compressobj(level, zlib.DEFLATED, -15, 9, zlib.Z_RLE)  # raw deflate, no header
+        return co.compress(bands[i]) + co.flush(zlib.Z_FINISH if i == len(bands) - 1 else zlib.Z_FULL_FLUSH)
+
+    if len(bands) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(len(bands)) as pool:
+            parts = list(pool.map(deflate, range(len(bands))))
+    else:
+        parts = [deflate(0)]
+    adler = 1
+    for b in bands:
+        adler = zlib.adler32(b, adler)
+    idat = b"".join([b"\x78\x01", *parts, struct.pack(">I", adler)])  # zlib header: deflate, 32K window
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(data, zlib.crc32(kind)))
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 0 if grey else 2, 0, 0, 0)  # 8-bit grey / RGB, no interlace
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
 def write_image(path, image, *, quality: int = 95) -> Path:
@@ -249,6 +294,10 @@ def write_image(path, image, *, quality: int = 95) -> Path:
     else:
         pil = Image.fromarray(to_uint8_rgb(a), mode="RGB")
     dest.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "PNG" and not rgba:  # the same encoder as png_bytes (parallel deflate)
+        with atomic_write(dest, "wb") as fh:
+            fh.write(png_bytes(a))
+        return dest
     kwargs = {"quality": int(quality)} if fmt in ("JPEG", "WEBP") else {}
     if fmt == "PNG":
         kwargs.update(compress_level=PNG_COMPRESS_LEVEL, compress_type=zlib.Z_RLE)

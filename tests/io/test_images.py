@@ -167,14 +167,21 @@ def test_write_is_atomic_and_replaces(tmp_path, photo):
     assert sorted(p.name for p in dest.parent.iterdir()) == ["out.png"]
 
 
-def test_write_failure_mid_save_leaves_no_temp(tmp_path, photo, monkeypatch):
-    dest = tmp_path / "x.png"
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_write_failure_mid_save_leaves_no_temp(tmp_path, photo, monkeypatch, suffix):
+    import digitaltwin_jax.io.images as images
 
-    def boom(self, fp, format=None, **kw):
+    dest = tmp_path / f"x{suffix}"
+
+    def boom(self, fp, format=None, **kw):  # Pillow's encoders (JPEG, WebP, RGBA PNG)
         fp.write(b"partial")
         raise OSError("disk full")
 
+    def boom_png(*a, **kw):  # our PNG encoder, called inside the atomic write
+        raise OSError("disk full")
+
     monkeypatch.setattr(Image.Image, "save", boom)
+    monkeypatch.setattr(images, "png_bytes", boom_png)
     with pytest.raises(OSError, match="disk full"):
         write_image(dest, photo)
     assert list(tmp_path.iterdir()) == []
@@ -212,3 +219,28 @@ def test_png_bytes_is_lossless_rgb_and_grey():
     grey = np.linspace(0.0, 1.0, 37 * 53).reshape(37, 53)  # float in [0, 1] -> rounded uint8
     back = _Image.open(_io.BytesIO(png_bytes(grey)))
     assert back.mode == "L" and np.array_equal(np.asarray(back), np.rint(grey * 255).astype(np.uint8))
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 7])
+@pytest.mark.parametrize("shape", [(1, 5, 3), (2, 1, 3), (61, 47, 3), (300, 257), (5, 9, 1)])
+def test_png_bytes_bands_join_into_one_valid_stream(shape, threads):
+    """The parallel encoder's output decodes bit-exactly with two independent decoders (Pillow and
+    OpenCV's libpng), whatever the number of bands, including more bands than rows."""
+    import io as _io
+
+    import cv2
+    from PIL import Image as _Image
+
+    from digitaltwin_jax.io.images import png_bytes
+
+    rng = np.random.default_rng(sum(shape) + threads)
+    img = rng.integers(0, 256, size=shape, dtype=np.uint8)
+    img[: shape[0] // 2] //= 7  # runs and smooth parts as well as noise
+    data = png_bytes(img, threads=threads)
+    want = img[..., 0] if img.ndim == 3 and img.shape[2] == 1 else img
+    back = np.asarray(_Image.open(_io.BytesIO(data)))
+    assert np.array_equal(back, want)
+    dec = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if dec.ndim == 3:
+        dec = cv2.cvtColor(dec, cv2.COLOR_BGR2RGB)
+    assert np.array_equal(dec, want)
