@@ -16,6 +16,10 @@ term function, a lambda, a closure) are not stored: that call takes the plain ``
 gives the same result; nothing is silently different.  A file that cannot be read is rewritten, with a
 warning.
 
+The same folder keeps the fit's per-topology constants that take a noticeable time to compute
+(:func:`arrays`: the corrective field's condensed system, ~0.2 s at 2,900 vertices), as ``.npz``
+files keyed by a SHA-256 of the package sources and the inputs' bytes.
+
 The store is an explicit object, like :class:`~digitaltwin_jax.texture.cache.TextureCache`:
 :func:`shared_store` is the one the fit uses, off (``directory=None``) unless the application sets a
 folder (the command line sets ``$DIGITALTWIN_CACHE_DIR/exported``).
@@ -25,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import io
 import threading
 import types
 import warnings
@@ -37,7 +42,7 @@ import numpy as np
 
 from digitaltwin_jax.io.atomic import atomic_write_bytes
 
-__all__ = ["ExportStore", "call", "describe_static", "shared_store"]
+__all__ = ["ExportStore", "arrays", "call", "describe_static", "shared_store"]
 
 _FORMAT = 1  # bump when the file layout or the key changes
 _PACKAGE = "digitaltwin_jax"
@@ -179,3 +184,48 @@ def call(fn: Callable, args: tuple, statics, store: ExportStore | None = None):
             runner = jax.jit(_load_or_export(store, key, fn, leaves, treedef).call)
             store._memo[key] = runner
     return runner(*leaves)
+
+
+def arrays(kind: str, inputs, make: Callable[[], dict], store: ExportStore | None = None) -> dict:
+    """``make()`` -- a dict of NumPy arrays, a pure function of ``inputs`` -- or its copy on disk.
+
+    Args:
+      kind: a name for the file (``<kind>-<key>.npz``).
+      inputs: what ``make`` depends on besides this package's code: arrays (hashed by dtype, shape and
+        bytes), numbers and strings, in a tuple or list.
+      make: computes the arrays (called when the store is off, or the file is absent or unreadable).
+      store: the store (default :func:`shared_store`); with no ``directory`` this is ``make()``.
+
+    Returns:
+      ``{name: np.ndarray}``; the file is written atomically; a folder that cannot be written only
+      costs the time (a warning says so), an unreadable file is recomputed and rewritten.
+    """
+    store = _SHARED if store is None else store
+    if store.directory is None:
+        return make()
+    h = hashlib.sha256(repr((_FORMAT, kind, _source_digest())).encode())
+    for x in inputs:
+        a = np.asarray(x)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    path = Path(store.directory) / f"{kind}-{h.hexdigest()[:40]}.npz"
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            out = {k: f[k] for k in f.files}
+        store.loaded += 1
+        return out
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError, KeyError) as exc:
+        warnings.warn(f"cached arrays {path} could not be read ({exc}); computing them again", stacklevel=2)
+    out = make()
+    buf = io.BytesIO()
+    np.savez(buf, **out)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, buf.getvalue())
+        store.written += 1
+    except OSError as exc:
+        warnings.warn(f"could not keep {kind} arrays in {path.parent} ({exc}); the next process computes them again",
+                      stacklevel=2)
+    return out

@@ -91,7 +91,7 @@ def prepare(model: HeadModel, config: FitConfig = FitConfig(), *, corrective: bo
     cc = None
     if corrective:
         lap = normalized_laplacian(model.vertices, model.faces, config.laplacian)
-        cc = corr.condense_corrective(lap, model.expression_basis, handles, config.lambda_delta)
+        cc = _condensed(lap, model.expression_basis, handles, config.lambda_delta)
     with jax.enable_x64(True):
         dev = functools.partial(jnp.asarray, dtype=jnp.float64)
         if cc is not None:
@@ -117,6 +117,25 @@ def prepare(model: HeadModel, config: FitConfig = FitConfig(), *, corrective: bo
         _PROBLEM_CACHE.pop(next(iter(_PROBLEM_CACHE)))
     _PROBLEM_CACHE[key] = (model, problem)
     return problem
+
+
+def _condensed(lap, basis, handles, lambda_delta: float) -> corr.CondensedCorrective:
+    """:func:`~digitaltwin_jax.energies.corrective.condense_corrective`, kept on disk by the fit's
+    store when it has a folder (:func:`.exported.arrays`; the command line's cache)."""
+    from digitaltwin_jax.fitting import exported
+
+    lap = lap.tocsr()
+
+    def make():
+        cc = corr.condense_corrective(lap, basis, handles, lambda_delta)
+        return dict(ainv_hh=cc.ainv_hh, y_h=cc.y_h, r_q=cc.r_q, cols=np.asarray(cc.system.cols),
+                    vals=np.asarray(cc.system.vals), lambda_delta=np.float64(cc.lambda_delta),
+                    num_cg=np.int64(cc.num_cg))
+
+    d = exported.arrays("condensed", (lap.indptr, lap.indices, lap.data, basis, handles, float(lambda_delta)), make)
+    return corr.CondensedCorrective(ainv_hh=d["ainv_hh"], y_h=d["y_h"], r_q=d["r_q"],
+                                    system=corr.EllMatrix(d["cols"], d["vals"]),
+                                    lambda_delta=float(d["lambda_delta"]), num_cg=int(d["num_cg"]))
 
 
 # ------------------------------------------------------------------------------------ per face

@@ -221,10 +221,11 @@ def resampling_matrix():
     """
     import scipy.sparse as sp
 
-    low = _load_npz(asset_path("ict_head_low.npz"))
-    full_n = int(_load_npz(asset_path("ict_head_full.npz"))["vertices"].shape[0])
-    idx = low["source_indices"].astype(np.int64)  # (Vl, 3)
-    w = low["source_weights"].astype(np.float64)  # (Vl, 3)
+    with np.load(asset_path("ict_head_low.npz"), allow_pickle=False) as low:  # only the arrays used
+        idx = low["source_indices"].astype(np.int64)  # (Vl, 3)
+        w = low["source_weights"].astype(np.float64)  # (Vl, 3)
+    with np.load(asset_path("ict_head_full.npz"), allow_pickle=False) as full:
+        full_n = int(full["vertices"].shape[0])  # reads one 135 KB member, not the 11 MB bases
     rows = np.repeat(np.arange(idx.shape[0]), idx.shape[1])
     return sp.csr_matrix((w.ravel(), (rows, idx.ravel())), shape=(idx.shape[0], full_n))
 

@@ -144,3 +144,67 @@ def test_fit_through_the_store_equals_the_plain_fit(tmp_path, monkeypatch):
     # points slide along the silhouette, so the 51 inner points are compared)
     inner = np.sqrt(np.sum((np.asarray(stored.landmarks_2d)[17:] - lm[17:]) ** 2, axis=1))
     assert np.sqrt(np.mean(inner ** 2)) < 0.5
+
+
+def test_arrays_are_made_once_keyed_by_their_inputs_and_rewritten_when_damaged(tmp_path):
+    calls = []
+
+    def make(v):
+        def inner():
+            calls.append(v)
+            return {"x": np.arange(4.0) * v, "n": np.int64(v)}
+        return inner
+
+    off = E.ExportStore()
+    assert E.arrays("t", (np.ones(3),), make(2.0), store=off)["n"] == 2 and len(calls) == 1
+    store = E.ExportStore(directory=tmp_path)
+    a = E.arrays("t", (np.ones(3), 0.5), make(3.0), store=store)
+    b = E.arrays("t", (np.ones(3), 0.5), make(99.0), store=store)  # read back: make is not called
+    np.testing.assert_array_equal(b["x"], np.arange(4.0) * 3.0)
+    assert int(b["n"]) == 3 and len(calls) == 2 and (store.written, store.loaded) == (1, 1)
+    E.arrays("t", (np.ones(3), 0.25), make(4.0), store=store)  # other inputs: another file
+    E.arrays("t", (np.ones(3, np.float32), 0.5), make(5.0), store=store)  # same values, other dtype
+    assert len(calls) == 4 and len(list(tmp_path.glob("t-*.npz"))) == 3
+    path = next(p for p in tmp_path.glob("t-*.npz") if np.load(p)["n"] == 3)
+    path.write_bytes(b"not an npz")
+    with pytest.warns(UserWarning, match="could not be read"):
+        c = E.arrays("t", (np.ones(3), 0.5), make(3.0), store=store)
+    np.testing.assert_array_equal(c["x"], a["x"])
+    assert int(np.load(path)["n"]) == 3
+
+
+@pytest.mark.skipif(not asset_path("ict_head_low.npz").exists(), reason="low head model not built")
+def test_prepare_reads_the_condensed_corrective_system_back_from_the_store(tmp_path, monkeypatch):
+    """A second process's ``prepare`` loads the corrective field's constants instead of recomputing
+    them; what it loads is A^{-1} at the handles (checked against scipy's sparse solve)."""
+    import scipy.sparse as sp
+    import scipy.sparse.linalg as spla
+
+    from digitaltwin_jax.fitting import problem as P
+    from digitaltwin_jax.geometry.laplacian import normalized_laplacian
+
+    model = load_head_model("low")
+    cfg = FitConfig()
+    store = E.shared_store()
+    monkeypatch.setattr(store, "directory", tmp_path)
+    monkeypatch.setattr(P, "_PROBLEM_CACHE", {})
+    first = P.prepare(model, cfg, corrective=True)
+    assert len(list(tmp_path.glob("condensed-*.npz"))) == 1
+    P._PROBLEM_CACHE.clear()
+
+    def fail(*a, **k):
+        raise AssertionError("condense_corrective ran although its arrays are on disk")
+
+    monkeypatch.setattr(P.corr, "condense_corrective", fail)
+    second = P.prepare(model, cfg, corrective=True)
+    cc = second.corrective
+    for name in ("ainv_hh", "y_h", "r_q"):
+        np.testing.assert_array_equal(np.asarray(getattr(cc, name)), np.asarray(getattr(first.corrective, name)))
+    assert cc.num_cg == first.corrective.num_cg and cc.lambda_delta == cfg.lambda_delta
+    L = normalized_laplacian(model.vertices, model.faces, cfg.laplacian)
+    A = (L.T @ L + cfg.lambda_delta * sp.eye(L.shape[0])).tocsc()
+    h = np.asarray(second.handles)[:12]
+    e = np.zeros((L.shape[0], h.size))
+    e[h, np.arange(h.size)] = 1.0
+    ref = spla.spsolve(A, e)[h]
+    np.testing.assert_allclose(np.asarray(cc.ainv_hh)[:12, :12], ref, rtol=1e-6, atol=1e-9)
