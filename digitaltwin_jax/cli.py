@@ -131,10 +131,19 @@ def _avatar_config(args):
     )
 
 
-def _avatar_one(photo: Path, outdir: Path, args, model_cache: dict) -> dict:
-    from digitaltwin_jax.pipeline import reconstruct_file
+def _avatar_one(photo: Path, outdir: Path, args, model_cache: dict, front_end=None) -> dict:
+    """One avatar; ``front_end``: a running :class:`~digitaltwin_jax.frontend.process.FrontEndProcess`
+    for ``photo`` whose results replace the pipeline's detect / embed stages."""
+    from digitaltwin_jax.pipeline import default_stages, reconstruct_file
 
-    return reconstruct_file(photo, outdir, config=_avatar_config(args), overwrite=args.overwrite)
+    config = _avatar_config(args)
+    stages = None
+    if front_end is not None:
+        stages = front_end.stages(default_stages(config))
+    info = reconstruct_file(photo, outdir, config=config, overwrite=args.overwrite, stages=stages)
+    if front_end is not None and front_end.fallback is not None:
+        info.setdefault("warnings", []).append(front_end.fallback)
+    return info
 
 
 def _cmd_avatar(args) -> int:
@@ -144,8 +153,15 @@ def _cmd_avatar(args) -> int:
     if args.batch is not None and args.photo:
         print("error: give PHOTO(s) or --batch DIR, not both", file=sys.stderr)
         return EXIT_USAGE
-    cache = enable_compilation_cache()
     tune_process_memory()
+    front_end = None
+    if args.batch is None and len(args.photo) == 1 and _front_end_worthwhile(args):
+        # dlib's model loading (~0.5 s, GIL held) overlaps the imports below on another core; forked
+        # before JAX is imported (see frontend.process)
+        from digitaltwin_jax.frontend.process import start
+
+        front_end = start(args.photo[0], args.face_index)
+    cache = enable_compilation_cache()
     if args.batch is not None:
         return _cmd_batch(args)
     if len(args.photo) > 1:
@@ -154,7 +170,7 @@ def _cmd_avatar(args) -> int:
     outdir = Path(args.output) if args.output else Path("out") / photo.stem
     t0 = time.perf_counter()
     try:
-        info = _avatar_one(photo, outdir, args, {})
+        info = _avatar_one(photo, outdir, args, {}, front_end=front_end)
     except Exception as exc:  # noqa: BLE001 - mapped to exit codes
         return _print_error(exc, _error_code(exc))
     _print_warnings(info)
@@ -168,6 +184,13 @@ def _cmd_avatar(args) -> int:
     print(f"  look at {outdir / 'preview.png'}; load {outdir / 'head.glb'} in a glTF viewer "
           f"(compilation cache: {cache})")
     return EXIT_OK
+
+
+def _front_end_worthwhile(args) -> bool:
+    """Run the front end in a helper process: only when the command will get as far as detection
+    (an existing output without --overwrite is refused first, in this process)."""
+    out = Path(args.output) if args.output else Path("out") / Path(args.photo[0]).stem
+    return (args.overwrite or not out.exists()) and Path(args.photo[0]).is_file()
 
 
 def _print_error(exc: BaseException, code: int) -> int:

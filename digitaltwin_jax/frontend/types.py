@@ -92,6 +92,9 @@ class FaceTooSmallError(FrontendError):
             f"{2 * self.minimum:.0f} px wide); use a larger or closer photo, or lower min_eye_distance"
         )
 
+    def __reduce__(self):  # picklable (it crosses from the front end's helper process)
+        return type(self), (self.size, self.minimum)
+
 
 @runtime_checkable
 class FaceDetector(Protocol):
