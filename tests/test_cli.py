@@ -297,3 +297,26 @@ def test_tune_process_memory_reports_what_it_applied():
         assert setter(True) is False  # it was off; NumPy's default (on) is back for the other tests
     if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
         assert applied["mallopt"]
+
+
+def test_quick_compile_sets_the_xla_level_only_before_jax_and_only_once():
+    script = (
+        "import os, sys\n"
+        "from digitaltwin_jax import cli\n"
+        "os.environ.pop('XLA_FLAGS', None)\n"
+        "a = cli.quick_compile(); f1 = os.environ['XLA_FLAGS']\n"
+        "b = cli.quick_compile(); f2 = os.environ['XLA_FLAGS']\n"
+        "os.environ['XLA_FLAGS'] = '--xla_backend_optimization_level=2 --foo'\n"
+        "c = cli.quick_compile(); f3 = os.environ['XLA_FLAGS']\n"
+        "os.environ['XLA_FLAGS'] = '--foo'\n"
+        "import jax\n"
+        "d = cli.quick_compile(); f4 = os.environ['XLA_FLAGS']\n"
+        "print(a, b, c, d); print(f1); print(f2); print(f3); print(f4)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    flags, f1, f2, f3, f4 = r.stdout.strip().splitlines()
+    assert flags == "True False False False"
+    assert f1 == f2 == "--xla_backend_optimization_level=0"  # set once, not appended twice
+    assert f3 == "--xla_backend_optimization_level=2 --foo"  # the user's own level wins
+    assert f4 == "--foo"  # JAX already imported: left alone
