@@ -78,16 +78,17 @@ def transfer_color(image, reference, region, *, reference_region=None, apply=Non
     lo, hi = (float(x) for x in scale_limits)
     if not 0 < lo <= hi:
         raise ValueError(f"scale_limits must satisfy 0 < lo <= hi, got {scale_limits}")
-    if not (np.isfinite(img).all() and np.isfinite(ref[rref]).all()):
+    ref_values = ref[rref]  # gathered once: the finiteness check and the samples (~20 ms at 2048)
+    if not (np.isfinite(img).all() and np.isfinite(ref_values).all()):
         raise ValueError("image and reference must be finite")
-    if region.sum() < min_texels or rref.sum() < min_texels:
+    if region.sum() < min_texels or len(ref_values) < min_texels:
         return img.copy()
-    def samples(a, m):
-        v = a[m]
+
+    def strided(v):
         return v[:: max(1, len(v) // int(max_samples))]
 
-    m_in, s_in = robust_lab_stats(srgb_to_lab(samples(img, region)))
-    m_ref, s_ref = robust_lab_stats(srgb_to_lab(samples(ref, rref)))
+    m_in, s_in = robust_lab_stats(srgb_to_lab(strided(img[region])))
+    m_ref, s_ref = robust_lab_stats(srgb_to_lab(strided(ref_values)))
     k = np.clip(s_ref / np.maximum(s_in, 1e-6), lo, hi).astype(np.float32)
     shift = (m_ref - m_in * k).astype(np.float32)
     out = img.copy()

@@ -151,15 +151,16 @@ def project_texture(image, vertices_cam, K, model, size: int = 2048, *,
         cols.append(np.asarray(outer, np.float64)[:, None])
     X = texel_interpolate(sampling, np.concatenate(cols, axis=1), faces)
     P = X[:, 0:3]  # (N, 3) camera-frame points
-    N = X[:, 3:6]
-    N /= np.maximum(np.sqrt(np.einsum("nk,nk->n", N, N)), 1e-12)[:, None]
+    N = X[:, 3:6]  # interpolated vertex normals (not unit length)
     z = P[:, 2]
     front = z > 1e-6
     zs = np.where(front, z, 1.0)
     uvw = P @ np.asarray(K, np.float32).T
     x = uvw[:, 0] / zs
     y = uvw[:, 1] / zs
-    cos = -np.einsum("nk,nk->n", N, P) / np.maximum(np.sqrt(np.einsum("nk,nk->n", P, P)), 1e-12)
+    # cos of the angle between the normal and the ray to the camera: -N.P / (|N| |P|), no unit copies
+    cos = -np.einsum("nk,nk->n", N, P) / np.maximum(
+        np.sqrt(np.einsum("nk,nk->n", N, N) * np.einsum("nk,nk->n", P, P)), 1e-24)
     inside = front & (x >= 0) & (x <= w) & (y >= 0) & (y <= h)
 
     # visibility: nearest depth over the 2x2 pixel footprint of the bilinear sample
