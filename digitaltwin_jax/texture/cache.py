@@ -10,14 +10,14 @@ process that makes many avatars (the command's ``--batch`` workers, a server) co
 The cache is an explicit object: pass the same instance to every :func:`~.pipeline.build_texture`
 call that should share it.  The avatar pipeline's default texture stage uses :func:`shared_cache`, one
 instance per process (a memo of pure functions, like ``load_head_model``'s ``lru_cache``: it changes no
-result, only the time; about 110 MB at 2048 texels).  Cached arrays are returned
+result, only the time; about 90 MB at 2048 texels).  Cached arrays are returned
 read-only; results are identical to the uncached computation (the same functions, the same inputs).
 Entries are keyed by the identity of the model (a reference is kept so an identity is never reused
 while cached), the sizes, and a procedural bank entry's parameters (a photo entry's map identity).
 
 With a ``directory`` the pieces are also kept on disk (``.npz``, written atomically), keyed by a
 SHA-256 of the model's arrays, the sizes and a format version, so a new process (the command line)
-loads them instead of recomputing (about 1 s at 2048; ~110 MB per texture size on disk).  A file that
+loads them instead of recomputing (about 1 s at 2048; ~70 MB per texture size on disk).  A file that
 cannot be read is recomputed and rewritten.  Procedural bank entries are kept on disk by their
 parameters; photo entries only in memory.
 """
@@ -39,22 +39,34 @@ from digitaltwin_jax.texture.uv import UVSampling, uv_sampling
 
 __all__ = ["TextureCache", "shared_cache"]
 
-_DISK_FORMAT = 1  # bump when a cached function's output changes
+_DISK_FORMAT = 2  # bump when a cached function's output or the file layout changes
+
+# flat texel indices are kept as int32 on disk (a 2048 map has 4.2M texels; half the bytes to read
+# back) and are int64 again in memory, as the functions return them
+_INDEX_FIELDS = {"sampling": ("texels",), "dilation": ("fill", "source", "rest")}
 
 
-def _to_arrays(x) -> dict:
+def _to_arrays(kind: str, x) -> dict:
     if isinstance(x, np.ndarray):
         return {"array": x}
-    return {f.name: np.asarray(getattr(x, f.name)) for f in dataclasses.fields(x)}
+    out = {f.name: np.asarray(getattr(x, f.name)) for f in dataclasses.fields(x)}
+    for name in _INDEX_FIELDS.get(kind, ()):
+        a = out[name]
+        if a.size == 0 or int(a.max()) < 2 ** 31:
+            out[name] = a.astype(np.int32)
+    return out
 
 
 def _from_arrays(kind: str, d) -> object:
+    def index(name):
+        return d[name].astype(np.int64)
+
     if kind == "sampling":
-        return UVSampling(size=int(d["size"]), texels=d["texels"], face=d["face"], bary=d["bary"],
+        return UVSampling(size=int(d["size"]), texels=index("texels"), face=d["face"], bary=d["bary"],
                           chart_mask=d["chart_mask"])
     if kind == "dilation":
-        return DilationPlan(shape=tuple(int(v) for v in d["shape"]), valid=d["valid"], fill=d["fill"],
-                            source=d["source"], rest=d["rest"])
+        return DilationPlan(shape=tuple(int(v) for v in d["shape"]), fill=index("fill"), source=index("source"),
+                            rest=index("rest"))
     return d["array"]
 
 
@@ -65,7 +77,7 @@ def _read_only(x):
         for a in (x.texels, x.face, x.bary, x.chart_mask):
             a.setflags(write=False)
     elif isinstance(x, DilationPlan):
-        for a in (x.valid, x.fill, x.source, x.rest):
+        for a in (x.fill, x.source, x.rest):
             a.setflags(write=False)
     return x
 
@@ -140,7 +152,7 @@ class TextureCache:
             fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{path.name}.", suffix=".tmp")
             try:
                 with os.fdopen(fd, "wb") as fh:
-                    np.savez(fh, **_to_arrays(value))
+                    np.savez(fh, **_to_arrays(kind, value))
                 os.replace(tmp, path)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)

@@ -24,14 +24,12 @@ class DilationPlan:
 
     Attributes:
       shape: ``(H, W)`` of the mask.
-      valid: ``(Nv,) int64`` flat indices of the valid texels.
       fill: ``(Nf,) int64`` flat indices of the empty texels within the padding width.
       source: ``(Nf,) int64`` flat index of the nearest valid texel of each ``fill`` texel.
       rest: ``(Nr,) int64`` flat indices of the texels still empty afterwards.
     """
 
     shape: tuple
-    valid: np.ndarray
     fill: np.ndarray
     source: np.ndarray
     rest: np.ndarray
@@ -44,13 +42,13 @@ def dilation_plan(valid, iterations: int = 8) -> DilationPlan:
     empty = np.zeros(0, np.int64)
     vidx = np.flatnonzero(valid.ravel())
     if not valid.any() or valid.all():
-        return DilationPlan(valid.shape, vidx, empty, empty, empty)
+        return DilationPlan(valid.shape, empty, empty, empty)
     dist, lab = cv2.distanceTransformWithLabels((~valid).astype(np.uint8), cv2.DIST_L2, 5,
                                                 labelType=cv2.DIST_LABEL_PIXEL)
     fill = np.flatnonzero((~valid & (dist <= float(iterations) + 1e-3)).ravel())
     rest = ~valid.ravel()
     rest[fill] = False
-    return DilationPlan(valid.shape, vidx, fill, vidx[lab.ravel()[fill] - 1], np.flatnonzero(rest))
+    return DilationPlan(valid.shape, fill, vidx[lab.ravel()[fill] - 1], np.flatnonzero(rest))
 
 
 def dilate_texture(texture, valid, iterations: int = 8, *, fill_rest: bool = True,

@@ -81,6 +81,9 @@ def test_disk_cache_round_trip_and_unreadable_file(tmp_path):
     assert np.array_equal(second.seam_pairs(model, 64), seam_pairs(ref, model.vertices, model.faces))
     d2 = second.dilation(model, 64, 3)
     assert d2.shape == d1.shape and np.array_equal(d2.source, d1.source) and np.array_equal(d2.rest, d1.rest)
+    assert np.array_equal(d2.fill, d1.fill) and d2.fill.dtype == d2.rest.dtype == np.int64
+    with np.load(next(tmp_path.glob("sampling-*.npz"))) as z:  # indices on disk in half the bytes
+        assert z["texels"].dtype == np.int32
     assert np.array_equal(second.bank_texture(default_texture_bank(), 2, model, 64, 64), b1)
     assert sorted(p.name for p in tmp_path.iterdir()) == files  # nothing rewritten or added
     # a damaged file is recomputed (same values) and rewritten
