@@ -137,7 +137,7 @@ def run(quick: bool = False) -> list[dict]:
                           notes="projection, de-lighting, bank, band blend, padding; UV pieces cached per process"))
         rows.append(_goal("write OBJ + GLB + PNG + preview + report", t_write, 0.3,
                           notes=f"meshes + diffuse PNG {timings.get('write_meshes', float('nan')):.2f} s, preview "
-                                f"{timings.get('preview', float('nan')):.2f} s (256 px panels, PNG zlib level 1)"))
+                                f"{timings.get('preview', float('nan')):.2f} s (256 px panels; PNGs: Up filter, parallel deflate)"))
 
         # batch throughput, default workers, warm compilation cache: the batch workers compile at
         # XLA's default level (the photo commands at level 0, cli.quick_compile), so one untimed
