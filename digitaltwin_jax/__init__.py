@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from digitaltwin_jax._lazy import lazy_attributes
+
 if TYPE_CHECKING:  # for type checkers and tests/test_layering.py; at run time see __getattr__
     from digitaltwin_jax.model.head_model import HeadModel, head_shape, load_head_model
 
@@ -20,15 +22,4 @@ _LAZY = {"HeadModel": "digitaltwin_jax.model.head_model", "head_shape": "digital
          "load_head_model": "digitaltwin_jax.model.head_model"}
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value  # later look-ups skip this function
-        return value
-    raise AttributeError(f"module 'digitaltwin_jax' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_attributes(__name__, globals(), _LAZY)

@@ -20,7 +20,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent / PACKAGE
 # Lowest first.  A module may import its own layer and any lower one.  The first part of the dotted
 # name below the package (``digitaltwin_jax.<part>``) decides the layer.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("geometry", "io", "model", "distributed"),  # mesh maths (the z-buffer rasteriser too), files, the head model and its build (layout.md: lowest); the Ray engine
+    ("_lazy", "geometry", "io", "model", "distributed"),  # packages' lazy names; mesh maths (the z-buffer rasteriser too), files, the head model and its build (layout.md: lowest); the Ray engine
     ("camera",),  # intrinsics, projection, EPnP
     ("render",),  # shading, previews, shadow maps (over geometry.rasterize)
     ("energies", "solvers"),  # residual terms; generic Gauss-Newton

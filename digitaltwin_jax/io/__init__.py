@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from digitaltwin_jax._lazy import lazy_attributes
+
 if TYPE_CHECKING:  # for type checkers and tests/test_layering.py; at run time see __getattr__
     from digitaltwin_jax.io.atomic import atomic_write, atomic_write_bytes, atomic_write_text
     from digitaltwin_jax.io.gltf import read_glb, split_seams, write_glb
@@ -27,15 +29,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value  # later look-ups skip this function
-        return value
-    raise AttributeError(f"module 'digitaltwin_jax.io' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_attributes(__name__, globals(), _LAZY)
