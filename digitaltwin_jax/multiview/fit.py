@@ -84,8 +84,11 @@ class MultiFitConfig:
         multi-view set (seed 5001, 20 heads with all 5 views detected, ``experiments/multiview_fidelity.py``)
         fitting alpha to dlib's 68 landmarks made the head worse, more so with more views (ARMSE at
         d = 95 mm, guarded regressor start: 1 view 3.167 mm, 3 views 3.259 mm with lambda_identity 4;
-        3.017 / 3.020 with 16; without the identity fit 2.996 / 2.952): the detector's landmarks differ
-        from the model's landmark vertices systematically, and more views do not average that out.
+        3.017 / 3.020 with 16; without the identity fit 2.996 / 2.952; an earlier regressor): the
+        detector's landmarks differ from the model's landmark vertices systematically, and more views
+        do not average that out.  With the shipped regressor v3 (tuning seed 5001, 25 heads) the
+        identity fit against its start is +0.19 / +0.46 / +0.57 mm at 1 / 3 / 5 photos, and +0.09 /
+        +0.07 / +0.10 with ``fit_views(landmark_offsets=)`` (README, "Why more photos help so little").
       damping: Levenberg-Marquardt factor (relative to the diagonal of J^T J).
       init_single_fit: initialise each view by the single-view fit (else EPnP with f_s = 1, neutral).
       focal_prior_per_view: count the focal prior once per view of a camera group (the single-view
