@@ -18,7 +18,10 @@ warning.
 
 The same folder keeps the fit's per-topology constants that take a noticeable time to compute
 (:func:`arrays`: the corrective field's condensed system, ~0.2 s at 2,900 vertices), as ``.npz``
-files keyed by a SHA-256 of the package sources and the inputs' bytes.
+files keyed by a SHA-256 of the package sources and the inputs' bytes.  File names carry a tag of
+the package sources (``program-<tag>-<key>.jaxexport``, ``<kind>-<tag>-<key>.npz``); after each write,
+files another version of the code wrote more than a day ago are deleted
+(:func:`~digitaltwin_jax.io.cachedir.prune_other_versions`).
 
 The store is an explicit object, like :class:`~digitaltwin_jax.texture.cache.TextureCache`:
 :func:`shared_store` is the one the fit uses, off (``directory=None``) unless the application sets a
@@ -134,8 +137,22 @@ def _key(args, statics) -> tuple[str | None, list, Any]:
     return hashlib.sha256(text.encode()).hexdigest(), leaves, treedef
 
 
+def _tag() -> str:
+    """The version tag in file names: the first 16 hex digits of the package sources' digest."""
+    return _source_digest()[:16]
+
+
+def _written(store: ExportStore, family: str, suffix: str) -> None:
+    """After a write: count it and drop other code versions' files of ``family`` (io.cachedir)."""
+    from digitaltwin_jax.io.cachedir import prune_other_versions
+
+    store.written += 1
+    # programs: every *.jaxexport of the folder (before the tags their names were <key>.jaxexport)
+    prune_other_versions(store.directory, family, _tag(), suffix, pattern=f"*{suffix}" if family == "program" else None)
+
+
 def _load_or_export(store: ExportStore, key: str, fn: Callable, leaves, treedef):
-    path = Path(store.directory) / f"{key}.jaxexport"
+    path = Path(store.directory) / f"program-{_tag()}-{key}.jaxexport"
     if path.is_file():
         try:
             exp = jax.export.deserialize(bytearray(path.read_bytes()))
@@ -151,7 +168,7 @@ def _load_or_export(store: ExportStore, key: str, fn: Callable, leaves, treedef)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, exp.serialize())
-        store.written += 1
+        _written(store, "program", ".jaxexport")
     except OSError as exc:
         warnings.warn(f"could not keep the exported program in {path.parent} ({exc}); the next process traces again", stacklevel=3)
     return exp
@@ -208,7 +225,7 @@ def arrays(kind: str, inputs, make: Callable[[], dict], store: ExportStore | Non
         a = np.asarray(x)
         h.update(f"{a.dtype.str}{a.shape}".encode())
         h.update(np.ascontiguousarray(a).tobytes())
-    path = Path(store.directory) / f"{kind}-{h.hexdigest()[:40]}.npz"
+    path = Path(store.directory) / f"{kind}-{_tag()}-{h.hexdigest()[:40]}.npz"
     try:
         with np.load(path, allow_pickle=False) as f:
             out = {k: f[k] for k in f.files}
@@ -224,7 +241,7 @@ def arrays(kind: str, inputs, make: Callable[[], dict], store: ExportStore | Non
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, buf.getvalue())
-        store.written += 1
+        _written(store, kind, ".npz")
     except OSError as exc:
         warnings.warn(f"could not keep {kind} arrays in {path.parent} ({exc}); the next process computes them again",
                       stacklevel=2)

@@ -19,7 +19,9 @@ With a ``directory`` the pieces are also kept on disk (``.npz``, written atomica
 SHA-256 of the model's arrays, the sizes and a format version, so a new process (the command line)
 loads them instead of recomputing (about 1 s at 2048; ~70 MB per texture size on disk).  A file that
 cannot be read is recomputed and rewritten.  Procedural bank entries are kept on disk by their
-parameters; photo entries only in memory.
+parameters; photo entries only in memory.  File names carry the format (``<kind>-v<format>-<key>.npz``);
+after a write, files of the same kind and another format older than a day are deleted
+(:func:`~digitaltwin_jax.io.cachedir.prune_other_versions`).
 """
 from __future__ import annotations
 
@@ -140,7 +142,7 @@ class TextureCache:
         if self.directory is None or disk_key is None:
             return make()
         name = hashlib.sha256(repr((_DISK_FORMAT, kind, disk_key)).encode()).hexdigest()[:32]
-        path = self.directory / f"{kind}-{name}.npz"
+        path = self.directory / f"{kind}-v{_DISK_FORMAT}-{name}.npz"
         try:
             with np.load(path, allow_pickle=False) as d:
                 return _from_arrays(kind, d)
@@ -157,6 +159,9 @@ class TextureCache:
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
+            from digitaltwin_jax.io.cachedir import prune_other_versions
+
+            prune_other_versions(self.directory, kind, f"v{_DISK_FORMAT}", ".npz")  # older formats' files
         except OSError:  # a read-only or full cache folder only costs time
             pass
         return value
