@@ -189,7 +189,7 @@ def _cmd_avatar(args) -> int:
     if len(args.photo) > 1:
         return _cmd_photos(args, cache)
     photo = Path(args.photo[0])
-    outdir = Path(args.output) if args.output else Path("out") / photo.stem
+    outdir = _outdir(args)
     t0 = time.perf_counter()
     try:
         info = _avatar_one(photo, outdir, args, {}, front_end=front_end)
@@ -208,11 +208,15 @@ def _cmd_avatar(args) -> int:
     return EXIT_OK
 
 
+def _outdir(args) -> Path:
+    """The avatar's folder: ``-o``, else ``out/<stem of the first photo>``."""
+    return Path(args.output) if args.output else Path("out") / Path(args.photo[0]).stem
+
+
 def _front_end_worthwhile(args) -> bool:
     """Run the front end in a helper process: only when the command will get as far as detection
     (an existing output without --overwrite is refused first, in this process)."""
-    out = Path(args.output) if args.output else Path("out") / Path(args.photo[0]).stem
-    return (args.overwrite or not out.exists()) and Path(args.photo[0]).is_file()
+    return (args.overwrite or not _outdir(args).exists()) and Path(args.photo[0]).is_file()
 
 
 def _print_error(exc: BaseException, code: int) -> int:
@@ -236,7 +240,7 @@ def _cmd_photos(args, cache) -> int:
     from digitaltwin_jax.pipeline import reconstruct_files
 
     photos = [Path(p) for p in args.photo]
-    outdir = Path(args.output) if args.output else Path("out") / photos[0].stem
+    outdir = _outdir(args)
     config = dataclasses.replace(_avatar_config(args), same_camera=True if args.same_camera else None, force=args.force)
     t0 = time.perf_counter()
     try:

@@ -142,13 +142,12 @@ def _tag() -> str:
     return _source_digest()[:16]
 
 
-def _written(store: ExportStore, family: str, suffix: str) -> None:
+def _written(store: ExportStore, family: str, suffix: str, pattern: str | None = None) -> None:
     """After a write: count it and drop other code versions' files of ``family`` (io.cachedir)."""
     from digitaltwin_jax.io.cachedir import prune_other_versions
 
     store.written += 1
-    # programs: every *.jaxexport of the folder (before the tags their names were <key>.jaxexport)
-    prune_other_versions(store.directory, family, _tag(), suffix, pattern=f"*{suffix}" if family == "program" else None)
+    prune_other_versions(store.directory, family, _tag(), suffix, pattern=pattern)
 
 
 def _load_or_export(store: ExportStore, key: str, fn: Callable, leaves, treedef):
@@ -168,7 +167,8 @@ def _load_or_export(store: ExportStore, key: str, fn: Callable, leaves, treedef)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, exp.serialize())
-        _written(store, "program", ".jaxexport")
+        # every *.jaxexport of the folder: before the tags the names were <key>.jaxexport
+        _written(store, "program", ".jaxexport", pattern="*.jaxexport")
     except OSError as exc:
         warnings.warn(f"could not keep the exported program in {path.parent} ({exc}); the next process traces again", stacklevel=3)
     return exp

@@ -285,6 +285,12 @@ def write_image(path, image, *, quality: int = 95) -> Path:
         raise ValueError(f"cannot tell the image format from the suffix of {os.fspath(path)!r}")
     a = np.asarray(image)
     rgba = a.ndim == 3 and a.shape[2] == 4 and fmt in ("PNG", "WEBP", "TIFF")
+    if fmt == "PNG" and not rgba:  # the same encoder as png_bytes (parallel deflate), not Pillow's
+        data = png_bytes(a)  # checks and converts the array before anything is created
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(dest, "wb") as fh:
+            fh.write(data)
+        return dest
     if rgba:
         rgb = to_uint8_rgb(a[..., :3])
         alpha = to_uint8_rgb(a[..., 3])[..., 0]
@@ -294,12 +300,8 @@ def write_image(path, image, *, quality: int = 95) -> Path:
     else:
         pil = Image.fromarray(to_uint8_rgb(a), mode="RGB")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "PNG" and not rgba:  # the same encoder as png_bytes (parallel deflate)
-        with atomic_write(dest, "wb") as fh:
-            fh.write(png_bytes(a))
-        return dest
     kwargs = {"quality": int(quality)} if fmt in ("JPEG", "WEBP") else {}
-    if fmt == "PNG":
+    if fmt == "PNG":  # RGBA
         kwargs.update(compress_level=PNG_COMPRESS_LEVEL, compress_type=zlib.Z_RLE)
     with atomic_write(dest, "wb") as fh:
         pil.save(fh, format=fmt, **kwargs)
