@@ -130,6 +130,7 @@ def test_fit_through_the_store_equals_the_plain_fit(tmp_path, monkeypatch):
     plain = F.fit(model, lm, hw)
     store = E.shared_store()
     monkeypatch.setattr(store, "directory", tmp_path)
+    store.clear_memory()  # programs an earlier test (an in-process command) left in this process's memo
     before = store.written, store.loaded
     F.fit(model, lm, hw)
     store.clear_memory()
