@@ -46,7 +46,7 @@ def _child(conn, photo_path: str, face_index: int) -> None:
                 except (ValueError, RuntimeError) as exc:
                     embed_error = exc
             t3 = time.perf_counter()
-            msg = ("ok", tuple(image.shape), faces, embedding, embed_error,
+            msg = ("ok", _fingerprint(image), faces, embedding, embed_error,
                    {"read": t1 - t0, "detect": t2 - t1, "embed": t3 - t2})
         except BaseException as exc:  # noqa: BLE001 - every failure goes back to the caller
             msg = ("error", exc)
@@ -138,7 +138,7 @@ class _Detect(_Stage):
             return self.own(image)
         if msg[0] == "error":
             raise msg[1]
-        if tuple(image.shape) != msg[1]:  # another image than the child's photo
+        if _fingerprint(image) != msg[1]:  # another image than the child's photo
             return self.own(image)
         return list(msg[2])
 
@@ -148,7 +148,7 @@ class _Embed(_Stage):
 
     def __call__(self, image, face):
         msg = self.proc.result()
-        if msg is None or msg[0] != "ok" or tuple(image.shape) != msg[1]:
+        if msg is None or msg[0] != "ok" or _fingerprint(image) != msg[1]:
             return self.own(image, face)
         faces = msg[2]
         i = self.proc.face_index
@@ -157,6 +157,17 @@ class _Embed(_Stage):
         if msg[4] is not None:
             raise msg[4]
         return msg[3]
+
+
+def _fingerprint(image) -> tuple:
+    """Shape, dtype and CRC-32 of the pixels: the stages answer only for the child's own photo
+    (~1 ms for a 512 x 512 photo)."""
+    import zlib
+
+    import numpy as np
+
+    a = np.ascontiguousarray(image)
+    return tuple(a.shape), a.dtype.str, zlib.crc32(a)
 
 
 def _same_face(a, b) -> bool:

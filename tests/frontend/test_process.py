@@ -127,3 +127,29 @@ def test_the_command_with_and_without_the_helper(tmp_path, helper):
     ref = detect_faces(read_image(EXAMPLE))[0]
     np.testing.assert_array_equal(np.asarray(rep["landmarks_2d"], np.float32), ref.landmarks)
     assert ("helper process" in rep["stages"]["detect"]) == (helper == "1")
+
+
+def test_stages_answer_only_for_the_childs_own_photo():
+    """Another image of the same size is detected in this process, not given the child's faces."""
+    script = r'''
+import dataclasses, json, sys
+import numpy as np
+from digitaltwin_jax.frontend import process
+from digitaltwin_jax.io.images import read_image
+photo = sys.argv[1]
+proc = process.start(photo, 0)
+calls = []
+@dataclasses.dataclass
+class S:
+    detect: object
+    embed: object
+st = proc.stages(S(lambda image: calls.append("own") or ["own faces"], lambda image, face: None))
+image = read_image(photo)
+other = image.copy(); other[0, 0] ^= 1  # one pixel differs
+print(json.dumps({"other": st.detect(other), "own_calls": len(calls), "same": len(st.detect(image)), "own_calls_after": len(calls)}))
+'''
+    r = subprocess.run([sys.executable, "-c", script, str(EXAMPLE)], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["other"] == ["own faces"] and out["own_calls"] == 1
+    assert out["same"] == 1 and out["own_calls_after"] == 1  # the child's photo: the child's one face
