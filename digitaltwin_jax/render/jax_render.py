@@ -278,7 +278,8 @@ def sh_from_directional(light_dir, ambient: float = 0.35, diffuse: float = 0.65,
     projected on bands 0-2 (its rest is ~6 % at most; Ramamoorthi & Hanrahan 2001)."""
     l = np.asarray(light_dir, np.float64)
     l = l / np.linalg.norm(l)
-    y = np.asarray(sh_basis(jnp.asarray(l)), np.float64)
+    with jax.ensure_compile_time_eval():  # constants, also when called inside jit
+        y = np.asarray(sh_basis(jnp.asarray(l)), np.float64)
     c = diffuse * np.array([_A[b] for b in _BAND]) * y
     c[0] += ambient / _C0
     return jnp.asarray(np.repeat(c[:, None], channels, axis=1), jnp.float32)
