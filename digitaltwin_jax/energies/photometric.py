@@ -32,6 +32,7 @@ recomputes them at the fitted mesh.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from typing import Any
 
 import jax
@@ -45,7 +46,7 @@ from digitaltwin_jax.render.colorspace import srgb_to_linear
 
 __all__ = [
     "PhotometricConfig", "PhotometricData", "PhotometricConstants", "PhotometricResidual",
-    "photometric_inputs", "solve_albedo_lighting", "robust_residual", "shade_samples", "sample_pixels",
+    "photometric_inputs", "photometric_constants", "residual_function", "solve_albedo_lighting", "robust_residual", "shade_samples", "sample_pixels",
 ]
 
 GEOMETRY_UNKNOWNS = ("beta", "t", "q", "f_s")
@@ -336,8 +337,25 @@ def photometric_inputs(model, image, mask, *, num_identity: int = 0, shape=None,
         face_id=np.full(config.num_samples, -1, np.int32), albedo=np.full((nv, 3), 0.5, np.float32),
         sh=np.zeros((9, 3), np.float32),
     )
-    fn = PhotometricResidual(name, np.asarray(model.faces), (h, w), config, tuple(unknowns))
+    fn = residual_function(model.faces, (h, w), name=name, config=config, unknowns=unknowns)
     return fn, data, photometric_constants(model, num_identity)
+
+
+_FUNCTIONS: dict = {}
+
+
+def residual_function(faces, image_size, *, name: str = "photometric", config: PhotometricConfig = PhotometricConfig(),
+                      unknowns=GEOMETRY_UNKNOWNS) -> PhotometricResidual:
+    """The :class:`PhotometricResidual` for a topology and image size, one object per distinct
+    settings (memoised): photos of one size reuse the fit's compiled solve."""
+    f = np.ascontiguousarray(faces, np.int32)
+    key = (hashlib.sha1(f.tobytes()).hexdigest(), f.shape, tuple(int(x) for x in image_size), name, config, tuple(unknowns))
+    fn = _FUNCTIONS.get(key)
+    if fn is None:
+        if len(_FUNCTIONS) >= 32:
+            _FUNCTIONS.pop(next(iter(_FUNCTIONS)))
+        fn = _FUNCTIONS[key] = PhotometricResidual(name, f, key[2], config, tuple(unknowns))
+    return fn
 
 
 def photometric_constants(model, num_identity: int = 0) -> PhotometricConstants:
