@@ -134,7 +134,7 @@ def shade_samples(vertices_cam, faces, focal, principal, face_id, pixels):
     bary = jr.barycentrics(pts, faces, face_id, pixels, clip=False)
     corners = jnp.asarray(faces)[jnp.where(face_id >= 0, face_id, 0)]
     n = jr.interpolate(bary, face_id, vertex_normals(vertices_cam, faces), faces)
-    n = jr._unit(n)
+    n = jr.safe_unit(n)
     p = jr.interpolate(bary, face_id, vertices_cam, faces)
     n = n * jnp.where(jnp.sum(n * p, axis=-1, keepdims=True) > 0, -1.0, 1.0)
     return bary, corners, jr.sh_basis(n)
@@ -166,7 +166,7 @@ def solve_albedo_lighting(bary, corners, basis, colors, weights, num_vertices: i
     wsum = jnp.maximum(jnp.sum(weights), 1e-12)
     mean_col = jnp.sum(weights[:, None] * colors, axis=0) / wsum
     if sh0 is None:
-        sh0 = jnp.zeros((9, 3), dtype).at[0].set(1.0 / jr._C0)
+        sh0 = jr.sh_ambient(1.0, 3).astype(dtype)
     if albedo0 is None:
         albedo0 = jnp.broadcast_to(mean_col, (num_vertices, 3)).astype(dtype)
     flat = corners.reshape(-1)
@@ -278,7 +278,7 @@ class PhotometricResidual:
         bary, corners, basis = shade_samples(cam, self.faces, focal, data.principal, fid, d.pixels)
         first = it == 0
         albedo0 = jnp.where(first, jnp.sum(wts[:, None] * d.colors, 0) / jnp.maximum(jnp.sum(wts), 1e-12), d.albedo)
-        sh0 = jnp.where(first, jnp.zeros_like(d.sh).at[0].set(1.0 / jr._C0), d.sh)
+        sh0 = jnp.where(first, jr.sh_ambient(1.0, 3).astype(d.sh.dtype), d.sh)
         albedo, sh = solve_albedo_lighting(bary, corners, basis, d.colors, wts, d.albedo.shape[0], self.config,
                                            jnp.broadcast_to(albedo0, d.albedo.shape), sh0)
         d = dataclasses.replace(d, albedo=albedo, sh=sh)

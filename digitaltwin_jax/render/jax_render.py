@@ -42,11 +42,12 @@ import numpy as np
 from digitaltwin_jax.camera import project_pinhole
 from digitaltwin_jax.geometry.mesh import vertex_normals
 from digitaltwin_jax.geometry.rasterize import rasterize
+from digitaltwin_jax.render.renderer import DEFAULT_LIGHT_DIR
 
 __all__ = [
     "RenderConfig", "pixel_grid", "face_ids", "face_ids_np", "nearest_face_ids_np", "screen_points",
     "barycentrics", "interpolate", "sample_texture", "sh_basis", "sh_shading", "sh_from_directional",
-    "lambert", "soft_coverage", "render",
+    "sh_ambient", "lambert", "safe_unit", "soft_coverage", "render",
 ]
 
 # A triangle is degenerate when twice its screen area is below this (px^2).
@@ -273,6 +274,11 @@ def sh_shading(normals, coeffs):
     return sh_basis(normals) @ jnp.asarray(coeffs)
 
 
+def sh_ambient(level: float = 1.0, channels: int = 3):
+    """``(9, channels)`` SH coefficients of a constant shading ``level`` (white ambient light)."""
+    return jnp.zeros((9, channels), jnp.float32).at[0].set(level / _C0)
+
+
 def sh_from_directional(light_dir, ambient: float = 0.35, diffuse: float = 0.65, channels: int = 3):
     """``(9, channels)`` SH coefficients of ``ambient + diffuse * max(0, n.l)``: the clamped cosine
     projected on bands 0-2 (its rest is ~6 % at most; Ramamoorthi & Hanrahan 2001)."""
@@ -292,7 +298,8 @@ def lambert(normals, light_dir):
     return jnp.maximum(jnp.asarray(normals) @ l, 0.0)
 
 
-def _unit(v):
+def safe_unit(v):
+    """``v / |v|`` over the last axis, 0 for zero vectors (NaN-free value and gradient: double where)."""
     sq = jnp.sum(v * v, axis=-1, keepdims=True)
     ok = sq > 1e-30
     return v * jnp.where(ok, jax.lax.rsqrt(jnp.where(ok, sq, 1.0)), 0.0)
@@ -366,8 +373,6 @@ def render(
     Returns:
       ``(colors (P, 3), coverage (P,))`` float32.
     """
-    from digitaltwin_jax.render.renderer import DEFAULT_LIGHT_DIR
-
     v = jnp.asarray(vertices_cam)
     faces = np.asarray(faces)
     pts = screen_points(v, focal, principal)
@@ -379,7 +384,7 @@ def render(
         # empty pixels near the silhouette take the colour of the nearest point of their candidate face
         face_id = jnp.where(covered, face_id, jnp.asarray(edge_face_id))
     bary = barycentrics(pts, faces, face_id, pixels)
-    n = _unit(interpolate(bary, face_id, vertex_normals(v, faces), faces))
+    n = safe_unit(interpolate(bary, face_id, vertex_normals(v, faces), faces))
     if config.two_sided:
         p = interpolate(bary, face_id, v, faces)
         n = n * jnp.where(jnp.sum(n * p, axis=-1, keepdims=True) > 0, -1.0, 1.0)  # view = -p
