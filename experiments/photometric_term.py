@@ -17,7 +17,8 @@ Reported: ARMSE at d = 95 mm (paper protocol), paired difference with / without 
 interval, the landmark RMSE and the time per fit (warm, compile excluded; the first fit with
 compilation separately).
 
-Usage:  PYTHONPATH=. nice -n 10 python experiments/photometric_term.py [--tune N] [--test N] [--out FILE]
+Usage:  PYTHONPATH=. nice -n 10 python experiments/photometric_term.py [--tune N] [--test N] [--methods M,..]
+        [--weights W,..] [--out FILE]
 Writes experiments/results/photometric_term.json by default.
 """
 from __future__ import annotations
@@ -110,13 +111,13 @@ def _warm(secs):
             "warm_median_s": float(np.median(s[1:])) if s.size > 1 else None}
 
 
-def run(n_tune: int, n_test: int, methods=("mean+fit", "landmark_fit")) -> dict:
+def run(n_tune: int, n_test: int, methods=("mean+fit", "landmark_fit"), weights=WEIGHTS) -> dict:
     from digitaltwin_jax import load_head_model
     from digitaltwin_jax.evaluation.fidelity import mean_interval, paired_difference
 
     model = load_head_model("low")
     configs = {"mean+fit": F.FitConfig(), "landmark_fit": F.FitConfig(fit_identity=True)}
-    out = {"n_tune": n_tune, "n_test": n_test, "weights_tried": list(WEIGHTS), "rows": [], "tuning": []}
+    out = {"n_tune": n_tune, "n_test": n_test, "weights_tried": list(weights), "rows": [], "tuning": []}
     t_all = time.perf_counter()
     for method in methods:
         cfg = configs[method]
@@ -126,7 +127,7 @@ def run(n_tune: int, n_test: int, methods=("mean+fit", "landmark_fit")) -> dict:
         for kind in ("a", "b"):
             data, images = _load_set(kind, TUNING_SEEDS[kind], n_tune)
             base = _armse(model, data, _fits(model, data, images, cfg, None, problem)[0])
-            for w in WEIGHTS:
+            for w in weights:
                 d = _armse(model, data, _fits(model, data, images, cfg, w, problem)[0]) - base
                 tune.setdefault(w, []).extend(d[np.isfinite(d)].tolist())
         means = {w: float(np.mean(v)) if v else np.inf for w, v in tune.items()}
@@ -160,9 +161,10 @@ def main(argv=None) -> int:
     ap.add_argument("--tune", type=int, default=4, help="images per tuning set")
     ap.add_argument("--test", type=int, default=8, help="images per test set")
     ap.add_argument("--methods", default="mean+fit,landmark_fit")
+    ap.add_argument("--weights", default=",".join(f"{w:g}" for w in WEIGHTS), help="term weights tried on the tuning seeds")
     ap.add_argument("--out", default=str(HERE / "results" / "photometric_term.json"))
     a = ap.parse_args(argv)
-    res = run(a.tune, a.test, tuple(a.methods.split(",")))
+    res = run(a.tune, a.test, tuple(a.methods.split(",")), tuple(float(w) for w in a.weights.split(",")))
     Path(a.out).write_text(json.dumps(res, indent=1))
     print(f"wrote {a.out} ({res['seconds']:.0f} s)")
     return 0
