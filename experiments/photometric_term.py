@@ -14,7 +14,8 @@ the front end's detected landmarks.  For each of the methods "template + fit" (`
 identity coefficients alpha), fits with and without the term.  The term's weight is chosen on the
 tuning seeds (1101 / 2101) only; the test seeds are the benchmark's (1001 / 2001, its first items).
 Reported: ARMSE at d = 95 mm (paper protocol), paired difference with / without and its 95 %
-interval, the landmark RMSE and the time per fit (warm, compile excluded; the first fit with
+interval, RMS vertex error per face region (forehead, nose, eyes, cheeks, mouth and chin; after a
+similarity alignment over the face), the landmark RMSE and the time per fit (warm, compile excluded; the first fit with
 compilation separately).
 
 Usage:  PYTHONPATH=. nice -n 10 python experiments/photometric_term.py [--tune N] [--test N] [--methods M,..]
@@ -105,6 +106,41 @@ def _armse(model, data, heads):
     return score_heads(model, data.vertices, heads, radii=(95.0,)).armse_mm[:, 0]
 
 
+REGIONS = ("forehead", "nose", "eyes", "cheeks", "mouth_chin")
+
+
+def face_regions(model) -> dict:
+    """``{region: (V,) bool}`` of the outer face surface within 95 mm of the nose tip, split by the
+    mean head's coordinates (head frame, mm; the nose tip at y ~ 1, the eye corners at y ~ 34)."""
+    v = np.asarray(model.vertices, np.float64)
+    face = (np.linalg.norm(v - v[int(model.nose_tip_index)], axis=1) <= 95.0) & np.asarray(model.outer_surface_mask, bool)
+    x, y, z = np.abs(v[:, 0]), v[:, 1], v[:, 2]
+    forehead = face & (y > 50)
+    nose = face & ~forehead & (x < 20) & (y > -15) & (z > 95)
+    eyes = face & ~forehead & ~nose & (y > 20)
+    cheeks = face & ~forehead & ~nose & ~eyes & (x >= 25) & (y > -40)
+    return {"forehead": forehead, "nose": nose, "eyes": eyes, "cheeks": cheeks,
+            "mouth_chin": face & ~(forehead | nose | eyes | cheeks)}
+
+
+def region_rmse(model, gt, heads) -> dict:
+    """``{region: (N,) mm}`` RMS vertex error per face region after a similarity alignment (Umeyama,
+    with scale) over the whole face region: where on the face a method differs."""
+    from digitaltwin_jax.evaluation.align import umeyama
+
+    regions = face_regions(model)
+    face = np.any(np.stack(list(regions.values())), axis=0)
+    out = {r: np.full(len(gt), np.nan) for r in regions}
+    for i in range(len(gt)):
+        if not np.all(np.isfinite(heads[i])):
+            continue
+        T = umeyama(heads[i][face].astype(np.float64), gt[i][face].astype(np.float64))
+        err = np.linalg.norm(T.apply(heads[i].astype(np.float64)) - gt[i], axis=1)
+        for r, m in regions.items():
+            out[r][i] = float(np.sqrt(np.mean(err[m] ** 2)))
+    return out
+
+
 def _warm(secs):
     s = secs[np.isfinite(secs)]
     return {"first_s": float(s[0]) if s.size else None,
@@ -140,12 +176,15 @@ def run(n_tune: int, n_test: int, methods=("mean+fit", "landmark_fit"), weights=
             h0, s0, r0 = _fits(model, data, images, cfg, None, problem)
             h1, s1, r1 = _fits(model, data, images, cfg, best, problem)
             a0, a1 = _armse(model, data, h0), _armse(model, data, h1)
+            rg0, rg1 = region_rmse(model, data.vertices, h0), region_rmse(model, data.vertices, h1)
             row = {
                 "set": kind, "method": method, "weight": best, "n": int(np.isfinite(a0 + a1).sum()),
                 "armse_95_without": mean_interval(a0).as_dict(), "armse_95_with": mean_interval(a1).as_dict(),
                 "paired_diff_95": paired_difference(a1, a0).as_dict(),
                 "landmark_rmse_px_without": float(np.nanmean(r0)), "landmark_rmse_px_with": float(np.nanmean(r1)),
                 "time_without": _warm(s0), "time_with": _warm(s1),
+                "region_rmse_mm": {r: {"without": float(np.nanmean(rg0[r])), "with": float(np.nanmean(rg1[r])),
+                                       "paired_diff": paired_difference(rg1[r], rg0[r]).as_dict()} for r in REGIONS},
             }
             out["rows"].append(row)
             d = row["paired_diff_95"]
