@@ -1,6 +1,6 @@
 """Differentiable rendering in JAX: hard z-buffer visibility held fixed, differentiable barycentrics,
 attribute interpolation, bilinear texture sampling, Lambert and second-order spherical-harmonics
-(SH) shading, and a soft silhouette for edge gradients (issue 30).
+(SH) shading, an optional Blinn-Phong highlight, and a soft silhouette for edge gradients (issue 30).
 
 The split follows pytorch3d's hard rasteriser and nvdiffrast: *which* triangle covers a pixel is a
 discrete choice, taken by the numpy z-buffer of :mod:`digitaltwin_jax.geometry.rasterize` (the one
@@ -47,7 +47,7 @@ from digitaltwin_jax.render.renderer import DEFAULT_LIGHT_DIR
 __all__ = [
     "RenderConfig", "pixel_grid", "face_ids", "face_ids_np", "nearest_face_ids_np", "screen_points",
     "barycentrics", "interpolate", "sample_texture", "sh_basis", "sh_shading", "sh_from_directional",
-    "sh_ambient", "lambert", "safe_unit", "soft_coverage", "render",
+    "sh_ambient", "lambert", "blinn_phong", "safe_unit", "soft_coverage", "render",
 ]
 
 # A triangle is degenerate when twice its screen area is below this (px^2).
@@ -298,6 +298,22 @@ def lambert(normals, light_dir):
     return jnp.maximum(jnp.asarray(normals) @ l, 0.0)
 
 
+def blinn_phong(normals, light_dir, view_dirs, shininess: float):
+    """Blinn-Phong ``max(0, n.h)^shininess`` ``(...)`` with ``h = normalize(l + v)``, zero where
+    ``n.l <= 0`` (the numpy renderer's :func:`digitaltwin_jax.render.shading.blinn_phong`).
+
+    normals ``(..., 3)`` unit; light_dir ``(3,)`` toward the light; view_dirs ``(..., 3)`` unit, toward
+    the eye."""
+    l = jnp.asarray(light_dir, jnp.float32)
+    l = l / jnp.linalg.norm(l)
+    n = jnp.asarray(normals)
+    hv = safe_unit(view_dirs + l)
+    ndh = jnp.maximum(jnp.sum(n * hv, axis=-1), 0.0)
+    ok = ndh > 0
+    spec = jnp.where(ok, jnp.where(ok, ndh, 1.0) ** shininess, 0.0)
+    return jnp.where(n @ l > 0, spec, 0.0)
+
+
 def safe_unit(v):
     """``v / |v|`` over the last axis, 0 for zero vectors (NaN-free value and gradient: double where)."""
     sq = jnp.sum(v * v, axis=-1, keepdims=True)
@@ -346,12 +362,15 @@ def render(
     light_dir=None,
     ambient: float = 0.35,
     diffuse: float = 0.65,
+    specular: float = 0.0,
+    shininess: float = 32.0,
     edge_face_id=None,
     config: RenderConfig = RenderConfig(),
 ):
     """Differentiable colours of ``P`` pixels of a camera-frame mesh with fixed visibility.
 
-    Colour = albedo x shading, clipped to [0, 1], composited over ``config.background``.  Albedo: the
+    Colour = albedo x shading (+ ``specular`` x Blinn-Phong with ``light_dir``), clipped to [0, 1],
+    composited over ``config.background``.  Albedo: the
     bilinear ``texture`` at the interpolated UV if given, else the interpolated ``vertex_colors``,
     else 0.8 grey.  Shading: ``sh_shading(n, sh_coeffs)`` if given, else the numpy renderer's
     ``ambient + diffuse * max(0, n.l)`` with ``l = light_dir`` (default
@@ -366,6 +385,8 @@ def render(
       pixels: ``(P, 2) float32`` pixel centres (:func:`pixel_grid` for a whole image).
       vertex_colors: ``(V, 3)``; uvs ``(T, 2)``, uv_faces ``(F, 3)``, texture ``(Ht, Wt, 3)``.
       sh_coeffs: ``(9, 3)`` SH lighting (see module docstring).
+      ambient, diffuse: the Lambert model's weights (without ``sh_coeffs``).
+      specular, shininess: weight and exponent of the Blinn-Phong highlight (0: none).
       edge_face_id: ``(P,) int32`` from :func:`nearest_face_ids_np`, needed when
         ``config.soft_sigma > 0``.
       config: :class:`RenderConfig`.
@@ -385,8 +406,8 @@ def render(
         face_id = jnp.where(covered, face_id, jnp.asarray(edge_face_id))
     bary = barycentrics(pts, faces, face_id, pixels)
     n = safe_unit(interpolate(bary, face_id, vertex_normals(v, faces), faces))
+    p = interpolate(bary, face_id, v, faces)
     if config.two_sided:
-        p = interpolate(bary, face_id, v, faces)
         n = n * jnp.where(jnp.sum(n * p, axis=-1, keepdims=True) > 0, -1.0, 1.0)  # view = -p
     if texture is not None:
         uvf = faces if uv_faces is None else np.asarray(uv_faces)
@@ -395,12 +416,15 @@ def render(
         albedo = interpolate(bary, face_id, vertex_colors, faces)
     else:
         albedo = jnp.full((bary.shape[0], 3), 0.8, v.dtype)
+    ld = DEFAULT_LIGHT_DIR if light_dir is None else light_dir
     if sh_coeffs is not None:
         shade = sh_shading(n, sh_coeffs)
     else:
-        ld = DEFAULT_LIGHT_DIR if light_dir is None else light_dir
         shade = (ambient + diffuse * lambert(n, ld))[:, None]
-    color = jnp.where((jnp.asarray(face_id) >= 0)[:, None], jnp.clip(albedo * shade, 0.0, 1.0), 0.0)
+    color = albedo * shade
+    if specular > 0:
+        color = color + specular * blinn_phong(n, ld, safe_unit(-p), shininess)[:, None]
+    color = jnp.where((jnp.asarray(face_id) >= 0)[:, None], jnp.clip(color, 0.0, 1.0), 0.0)
     if soft:
         cov = soft_coverage(pts, faces, edge_face_id, pixels, config.soft_sigma, covered)
     else:

@@ -25,13 +25,15 @@ def _head_scene(h=120, w=96, yaw=20.0):
     return m, v, K, f
 
 
-@pytest.mark.parametrize("albedo", ["vertex", "texture"])
+@pytest.mark.parametrize("albedo", ["vertex", "texture", "specular"])
 def test_head_image_matches_numpy_renderer_within_one_level(albedo):
     h, w = 120, 96
     m, v, K, f = _head_scene(h, w)
     rng = np.random.default_rng(0)
-    kw = (dict(vertex_colors=rng.uniform(0.2, 0.9, (m.num_vertices, 3)).astype(np.float32)) if albedo == "vertex"
-          else dict(uvs=m.uvs, uv_faces=m.uv_faces, texture=rng.uniform(0, 1, (32, 32, 3)).astype(np.float32)))
+    kw = (dict(uvs=m.uvs, uv_faces=m.uv_faces, texture=rng.uniform(0, 1, (32, 32, 3)).astype(np.float32))
+          if albedo == "texture" else dict(vertex_colors=rng.uniform(0.2, 0.9, (m.num_vertices, 3)).astype(np.float32)))
+    if albedo == "specular":
+        kw.update(specular=0.4, shininess=16.0)
     ref, cov = render_mesh(v, m.faces, K, (h, w), background=(0.1, 0.2, 0.3), **kw)
     pix = jr.pixel_grid(h, w)
     fid = jr.face_ids(jnp.asarray(project_points(v, K), jnp.float32), m.faces, h, w)
