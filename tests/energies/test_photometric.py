@@ -95,19 +95,41 @@ def _fit_inputs(model, seed, hw=(120, 160), samples=256):
     return lm, shape, fn, data, consts
 
 
+def _fit_data(fn, data, consts, dtype):
+    """The fields of FitData the term reads, as a pytree (focal, principal, the term's own inputs)."""
+    names = ["focal", "principal", "term_data", "term_constants"]
+    cls = jax.tree_util.register_dataclass(dataclasses.make_dataclass("FD", names, frozen=True), data_fields=names,
+                                           meta_fields=[])
+    cast = lambda a: jnp.asarray(a, dtype) if np.asarray(a).dtype.kind == "f" else jnp.asarray(a)  # noqa: E731
+    hw = fn.image_size
+    return cls(jnp.asarray(float(max(hw)), dtype), jnp.asarray([hw[1] / 2, hw[0] / 2], dtype),
+               {fn.name: jax.tree_util.tree_map(cast, data)}, {fn.name: jax.tree_util.tree_map(cast, consts)})
+
+
+def _frontal(model, dtype):
+    return F.FitVariables(beta=jnp.zeros(model.num_expressions, dtype), alpha=jnp.zeros(0, dtype),
+                          t=jnp.asarray([0.0, 0.0, 600.0], dtype), q=jnp.asarray([0.0, 1.0, 0.0, 0.0], dtype),
+                          f_s=jnp.asarray(1.0, dtype), offsets=jnp.zeros((68, 3), dtype))
+
+
+def test_empty_mask_gives_zero_residuals_and_finite_albedo_and_lighting(model):
+    lm, shape, fn, data, consts = _fit_inputs(model, 0, samples=64)
+    data = dataclasses.replace(data, weights=np.zeros_like(data.weights))
+    fdata = _fit_data(fn, data, consts, jnp.float32)
+    v = _frontal(model, jnp.float32)
+    _, fdata = jax.jit(fn.relinearize)(v, fdata, jnp.asarray(0))
+    d = fdata.term_data[fn.name]
+    assert np.all(np.isfinite(np.asarray(d.albedo))) and np.all(np.isfinite(np.asarray(d.sh)))
+    r = fn(v, fdata, F.TermInputs(face=d, shared=fdata.term_constants[fn.name]))
+    assert r.shape == (3 * 64,) and np.all(np.asarray(r) == 0)
+
+
 def test_residual_gradient_matches_finite_differences(model):
     lm, shape, fn, data, consts = _fit_inputs(model, 0, samples=64)
     with jax.enable_x64(True):
-        hw = fn.image_size
-        q = jnp.asarray([0.0, 1.0, 0.0, 0.0])  # 180 degrees about x: the head faces the camera
-        v = F.FitVariables(beta=jnp.zeros(model.num_expressions), alpha=jnp.zeros(0), t=jnp.asarray([0.0, 0.0, 600.0]),
-                           q=q, f_s=jnp.asarray(1.0), offsets=jnp.zeros((68, 3)))
-        d64 = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64) if np.asarray(a).dtype.kind == "f" else jnp.asarray(a), data)
-        c64 = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), consts)
-        # the fields of FitData the term reads
-        fd_class = dataclasses.make_dataclass("FD", ["focal", "principal", "term_data", "term_constants"], frozen=True)
-        fd_class = jax.tree_util.register_dataclass(fd_class, data_fields=["focal", "principal", "term_data", "term_constants"], meta_fields=[])
-        fdata = fd_class(jnp.asarray(float(max(hw))), jnp.asarray([hw[1] / 2, hw[0] / 2]), {fn.name: d64}, {fn.name: c64})
+        v = _frontal(model, jnp.float64)  # q: 180 degrees about x, the head faces the camera
+        fdata = _fit_data(fn, data, consts, jnp.float64)
+        c64 = fdata.term_constants[fn.name]
         # the hook sets triangles, albedo and lighting; then the residual is a smooth function of v
         _, fdata = jax.jit(fn.relinearize)(v, fdata, jnp.asarray(0))
         own = F.TermInputs(face=fdata.term_data[fn.name], shared=c64)
