@@ -22,8 +22,12 @@ pixels, at sampled skin pixels, through a robust (Cauchy) loss.
 Layering: this module defines the residual object and its inputs; the user wraps them in a
 :class:`digitaltwin_jax.fitting.Term` (see ``experiments/photometric_term.py``)::
 
-    fn, data, consts = photometric_inputs(model, image, mask, fit_config=cfg)
-    terms = F.default_terms(cfg) + (F.Term(fn.name, fn, 1e4, data=data, constants=consts),)
+    fn, data, consts = photometric_inputs(model, image, mask)    # pose, focal, expression
+    terms = F.default_terms(cfg) + (F.Term(fn.name, fn, 1e7, data=data, constants=consts),)
+
+With ``FitConfig(fit_identity=True)`` pass ``num_identity=cfg.num_identity`` and
+``unknowns=GEOMETRY_UNKNOWNS + ("alpha",)`` so that the term moves the identity too (the measured
+gain in ``docs/incoming/issue30.md`` comes from that).
 
 The term's name must be ``fn.name`` (its hook finds its own data by that name).  The final albedo
 and lighting are not part of :class:`~digitaltwin_jax.fitting.FitResult`; :func:`solve_albedo_lighting`

@@ -35,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import cv2
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -132,8 +133,6 @@ def nearest_face_ids_np(face_id, height: int, width: int, max_distance: float = 
     """For the soft silhouette: ``(H * W,) int32`` the visible face of every covered pixel, and for an
     empty pixel within ``max_distance`` px of a covered one the face of the nearest covered pixel;
     ``-1`` elsewhere."""
-    import cv2
-
     fid = np.asarray(face_id).reshape(int(height), int(width))
     empty = (fid < 0).astype(np.uint8)
     if empty.all() or not empty.any():
