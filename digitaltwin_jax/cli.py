@@ -397,6 +397,7 @@ def _finish_batch(out_root: Path, done: int, skipped: int, failed: dict, warned:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``digitaltwin`` argument parser: ``avatar``, and ``synth`` / ``augment`` / ``regressor`` / ``build-model``, which hand over to their own."""
     ap = argparse.ArgumentParser(prog="digitaltwin", description="Single-photo 3D head avatars (Digital Twin, in JAX).")
     sub = ap.add_subparsers(dest="command", required=True)
     av = sub.add_parser(
@@ -447,6 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Run the ``digitaltwin`` command on ``argv`` and return its exit code (see the docs page "Pipeline and command")."""
     argv = list(sys.argv[1:] if argv is None else argv)
     ap = build_parser()
     if argv and argv[0] in {"synth", "augment", "regressor", "build-model"}:
