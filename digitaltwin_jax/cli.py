@@ -424,7 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
     av.add_argument("--face-index", type=int, default=0, help="which face when several (0 = largest)")
     av.add_argument("--seed", type=int, default=0)
     av.add_argument("--shape-source", default="auto", choices=("auto", "template", "fit", "regressor", "guarded"),
-                    help="head shape before the non-rigid fit: auto (the fidelity benchmark's choice, README "
+                    help="head shape before the non-rigid fit: auto (the fidelity benchmark's choice, docs page "
                          "'Fidelity'), template (mean head), fit (identity fitted to the landmarks), regressor, "
                          "guarded (regressor pulled toward the template for unfamiliar faces)")
     av.add_argument("--same-camera", action="store_true",

@@ -46,7 +46,7 @@ class AvatarConfig:
         to the landmarks in the Gauss-Newton solve), ``"regressor"`` (the learned decoder, paper
         section 3.3), ``"guarded"`` (the decoder pulled toward the template by its out-of-distribution
         guard, :mod:`digitaltwin_jax.regressor.guard`) or ``"auto"`` (:data:`AUTO_SHAPE_SOURCE`, the
-        source the fidelity benchmark's default rule admits; see README "Fidelity").  Every source is
+        source the fidelity benchmark's default rule admits; see the docs page "Fidelity").  Every source is
         followed by the non-rigid fit (pose, focal, expression, corrective field).
       preview_size: side of each preview panel in pixels (``preview.png`` is 5 panels wide).
       same_camera: several photos (issue 16): True = one camera (shared intrinsics), False = each its
@@ -147,7 +147,7 @@ class Stages:
 
 SHAPE_SOURCES = ("auto", "template", "fit", "regressor", "guarded")
 
-#: What ``shape_source="auto"`` runs.  Chosen by ``benchmarks/bench_fidelity.py``'s rule (README
+#: What ``shape_source="auto"`` runs.  Chosen by ``benchmarks/bench_fidelity.py``'s rule (docs page
 #: "Fidelity"): a source is the default only when its paired ARMSE interval beats the template on the
 #: out-of-distribution synthetic set (b) and real photos' embeddings lie inside the region the
 #: regressor was trained on (or the guard pulls it toward the template).

@@ -93,7 +93,7 @@ def main(argv=None) -> dict:
     hw = (480, 640)
     cfg = F.FitConfig(num_iterations=args.iterations, expression_sigma=args.expression_sigma)
     paper = F.default_terms(cfg)
-    sym = F.Term("symmetry", make_symmetry_term(model.expression_names), weight=200.0)
+    sym = F.Term("symmetry", make_symmetry_term(model.expression_names), weight=2000.0)
     heavy = tuple(dataclasses.replace(t, weight=10 * t.weight) if t.name == "expression_prior" else t for t in paper + (sym,))
     runs = [
         ("paper energy", cfg, paper),
