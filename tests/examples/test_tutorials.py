@@ -133,3 +133,17 @@ def test_every_tutorial_is_on_the_site():
         page = docs / f"{script.stem}.md"
         assert page.exists(), f"no docs page for {script.name}"
         assert f"examples/{script.name}" in page.read_text(), f"{page.name} does not include {script.name}"
+
+
+def test_readme_python_example(tmp_path, monkeypatch, capsys):
+    """The README's "From Python" block runs as printed (from a folder of its own)."""
+    text = (EXAMPLES.parent / "README.md").read_text()
+    block = text.split("## From Python", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    assert len(block.strip().splitlines()) <= 12
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "examples").mkdir()
+    (tmp_path / "examples" / "astronaut.png").symlink_to(EXAMPLES / "astronaut.png")
+    exec(compile(block, "README.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert "(2900, 3)" in out and "mouthSmile_L" in out
+    assert (tmp_path / "out" / "me" / "head.glb").exists()
