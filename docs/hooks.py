@@ -11,7 +11,8 @@ Pages hold markers, replaced before the Markdown is converted:
 * ``<!-- gen:multiview-plot -->``: ARMSE against the number of photos from
   ``experiments/results/multiview_fidelity_v3_s5002.json``.
 
-An unknown marker fails the build.  The plots are SVG files added to the site (``on_files``).
+An unknown marker fails the build.  The plots are SVG files added to the site (``on_files``).  The
+docstrings' Sphinx roles (``:func:`x```) are shown as plain code (``on_page_content``).
 """
 from __future__ import annotations
 
@@ -241,6 +242,14 @@ def expand(markdown: str, page_path: str = "") -> str:
 
 def on_page_markdown(markdown, page, config, files, **kwargs):
     return expand(markdown, page.file.src_uri)
+
+
+SPHINX_ROLE = re.compile(r":(?:func|class|mod|data|meth|attr|obj|exc):(<code>)~?")
+
+
+def on_page_content(html, page, config, files, **kwargs):
+    """Docstrings use Sphinx roles (``:func:`name```); show the name in code, without the role."""
+    return SPHINX_ROLE.sub(r"\1", html)
 
 
 def on_files(files, config, **kwargs):
