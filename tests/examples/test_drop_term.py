@@ -10,7 +10,7 @@ import pytest
 from digitaltwin_jax import fitting as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _load import load_example  # noqa: E402
+from _tutorial_load import load_example  # noqa: E402
 from digitaltwin_jax.model.head_model import asset_path, load_head_model  # noqa: E402
 
 X = load_example("drop_term")

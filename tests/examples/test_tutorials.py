@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _load import EXAMPLES, load_example  # noqa: E402
+from _tutorial_load import EXAMPLES, load_example  # noqa: E402
 
 
 def _reprojection(avatar_like, landmarks_3d, K, R, t):
