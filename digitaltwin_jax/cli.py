@@ -402,6 +402,7 @@ def _finish_batch(out_root: Path, done: int, skipped: int, failed: dict, warned:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``digitaltwin`` argument parser: ``avatar``, and ``synth`` / ``augment`` / ``regressor`` / ``build-model``, which hand over to their own."""
     ap = argparse.ArgumentParser(prog="digitaltwin", description="Single-photo 3D head avatars (Digital Twin, in JAX).")
     sub = ap.add_subparsers(dest="command", required=True)
     av = sub.add_parser(
@@ -429,7 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
     av.add_argument("--seed", type=int, default=0)
     av.add_argument("--shape-source", default="auto",
                     choices=("auto", "template", "fit", "regressor", "guarded", "calibrated"),
-                    help="head shape before the non-rigid fit: auto (the fidelity benchmark's choice, README "
+                    help="head shape before the non-rigid fit: auto (the fidelity benchmark's choice, docs page "
                          "'Fidelity'), template (mean head), fit (identity fitted to the landmarks), regressor, "
                          "guarded (regressor pulled toward the template for unfamiliar faces), calibrated "
                          "(identity fitted around the template plus the regressor's trusted share, both "
@@ -459,6 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Run the ``digitaltwin`` command on ``argv`` and return its exit code (see the docs page "Pipeline and command")."""
     argv = list(sys.argv[1:] if argv is None else argv)
     ap = build_parser()
     if argv and argv[0] in {"synth", "augment", "regressor", "build-model"}:

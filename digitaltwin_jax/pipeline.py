@@ -48,7 +48,7 @@ class AvatarConfig:
         guard, :mod:`digitaltwin_jax.regressor.guard`), ``"calibrated"`` (identity fitted around the
         template plus the regressor's trusted fraction, with the trust and the width calibrated on
         real photos, :mod:`digitaltwin_jax.shape_prior`) or ``"auto"`` (:data:`AUTO_SHAPE_SOURCE`, the
-        source the fidelity benchmark's default rule admits; see README "Fidelity").  Every source is
+        source the fidelity benchmark's default rule admits; see the docs page "Fidelity").  Every source is
         followed by the non-rigid fit (pose, focal, expression, corrective field).
       template: the template head of the ``"template"`` and ``"calibrated"`` sources, by name
         (:data:`digitaltwin_jax.shape_prior.prior.TEMPLATES`): ``"ict"`` (ICT-FaceKit's mean head),
@@ -155,7 +155,7 @@ class Stages:
 
 SHAPE_SOURCES = ("auto", "template", "fit", "regressor", "guarded", "calibrated")
 
-#: What ``shape_source="auto"`` runs.  Chosen by ``benchmarks/bench_fidelity.py``'s rule (README
+#: What ``shape_source="auto"`` runs.  Chosen by ``benchmarks/bench_fidelity.py``'s rule (docs page
 #: "Fidelity"): a source is the default only when its paired ARMSE interval beats the template on the
 #: out-of-distribution synthetic set (b) and real photos' embeddings lie inside the region the
 #: regressor was trained on (or the guard pulls it toward the template).

@@ -107,8 +107,10 @@ def reconstruct_views(images: Sequence[np.ndarray], names: Sequence[str], model,
       force: reconstruct even when two photos look like different people.
 
     Raises:
-      the front end's errors (NoFaceError, FaceTooSmallError, ...) and ValueError, the message
-      starting with the photo's name; ValueError naming two photos that look like different people.
+      NoFaceError: (and the front end's other errors, e.g. FaceTooSmallError) the message starting
+        with the photo's name.
+      ValueError: a photo's own ValueError, the message starting with its name; or two photos that
+        look like different people (``DifferentPeopleError``, naming both).
     """
     from digitaltwin_jax.errors import FitError
 
