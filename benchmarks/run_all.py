@@ -173,16 +173,19 @@ def main(argv=None) -> int:
 
 
 def readme_table(payload: dict, json_path: Path) -> str:
-    """Markdown: the targets of ``payload`` (a run_all JSON) with the machine, versions and commit."""
-    m, g, v = payload["machine"], payload["git"], payload["versions"]
+    """Markdown for the README: the targets of ``payload`` (a run_all JSON), the machine and versions.
+
+    The README names no commit and no machine load; the docs site's Speed page (generated from the same
+    JSON by ``docs/hooks.py``) has them, with every row of the run.
+    """
+    m, v = payload["machine"], payload["versions"]
     try:
         shown = json_path.resolve().relative_to(HERE.parent)
     except ValueError:
         shown = json_path
-    lines = [f"Measured by `python benchmarks/run_all.py` on {m['time']} ({m['processor']}, {m['cpu_count']} CPUs, "
-             f"JAX {v.get('jax')} on {m['jax_backend']}; load average {m.get('load_average_at_start')} at the start), "
-             f"commit `{(g.get('commit') or '?')[:10]}`{' + local changes' if g.get('dirty') else ''}; "
-             f"full results in `{shown}`.", "",
+    lines = [f"Measured by `python benchmarks/run_all.py` on {str(m['time'])[:10]} ({m['processor']}, "
+             f"{m['cpu_count']} CPUs, JAX {v.get('jax')} on {m['jax_backend']}); from `{shown}`, every row in "
+             f"[Speed](docs/speed.md).", "",
              "| target | measured | limit | result |", "|---|---|---|---|"]
     for t in payload["targets"]:
         op = "<=" if t.get("better", "lower") == "lower" else ">="

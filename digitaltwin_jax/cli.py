@@ -148,6 +148,7 @@ def _avatar_config(args):
         face_index=args.face_index,
         seed=args.seed,
         shape_source=args.shape_source,
+        template=args.template,
     )
 
 
@@ -200,6 +201,10 @@ def _cmd_avatar(args) -> int:
     guard = (f", guard factor {shape['guard_factor']:.2f} at embedding distance {shape['mahalanobis']:.1f}"
              f"{' (unlike the training renders: template shape)' if shape['guard_factor'] == 0 else ''}"
              if "guard_factor" in shape else "")
+    if "trust" in shape:
+        guard = (f", template {shape['template']}, regressor trust {shape['trust']:.2f}"
+                 + (f" at embedding distance {shape['mahalanobis']:.1f}" if shape.get("mahalanobis") is not None else "")
+                 + f", identity prior sigma {shape['identity_sigma']:.2f}")
     print(f"avatar of {photo} written to {outdir}/ in {time.perf_counter() - t0:.1f} s "
           f"(shape source {info.get('shape_source')}{guard}; landmark reprojection RMSE "
           f"{info['landmark_rmse_px']:.2f} px)")
@@ -397,6 +402,7 @@ def _finish_batch(out_root: Path, done: int, skipped: int, failed: dict, warned:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``digitaltwin`` argument parser: ``avatar``, and ``synth`` / ``augment`` / ``regressor`` / ``build-model``, which hand over to their own."""
     ap = argparse.ArgumentParser(prog="digitaltwin", description="Single-photo 3D head avatars (Digital Twin, in JAX).")
     sub = ap.add_subparsers(dest="command", required=True)
     av = sub.add_parser(
@@ -422,10 +428,17 @@ def build_parser() -> argparse.ArgumentParser:
     av.add_argument("--texture-size", type=int, default=2048)
     av.add_argument("--face-index", type=int, default=0, help="which face when several (0 = largest)")
     av.add_argument("--seed", type=int, default=0)
-    av.add_argument("--shape-source", default="auto", choices=("auto", "template", "fit", "regressor", "guarded"),
-                    help="head shape before the non-rigid fit: auto (the fidelity benchmark's choice, README "
+    av.add_argument("--shape-source", default="auto",
+                    choices=("auto", "template", "fit", "regressor", "guarded", "calibrated"),
+                    help="head shape before the non-rigid fit: auto (the fidelity benchmark's choice, docs page "
                          "'Fidelity'), template (mean head), fit (identity fitted to the landmarks), regressor, "
-                         "guarded (regressor pulled toward the template for unfamiliar faces)")
+                         "guarded (regressor pulled toward the template for unfamiliar faces), calibrated "
+                         "(identity fitted around the template plus the regressor's trusted share, both "
+                         "calibrated on real photos)")
+    av.add_argument("--template", default=None, choices=("ict", "pipeline", "people"),
+                    help="template head of --shape-source template/calibrated: ict (ICT-FaceKit's mean), "
+                         "pipeline (corrected toward real people as our detector sees them), people (the same "
+                         "without the detector's own offsets); default: the shipped shape prior's choice")
     av.add_argument("--same-camera", action="store_true",
                     help="several photos: they come from one camera (shared intrinsics; default: photos "
                          "with the same EXIF camera model and focal length share them)")
@@ -447,6 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Run the ``digitaltwin`` command on ``argv`` and return its exit code (see the docs page "Pipeline and command")."""
     argv = list(sys.argv[1:] if argv is None else argv)
     ap = build_parser()
     if argv and argv[0] in {"synth", "augment", "regressor", "build-model"}:

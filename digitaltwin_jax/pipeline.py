@@ -45,9 +45,16 @@ class AvatarConfig:
       shape_source: ``"template"`` (the model's mean head), ``"fit"`` (identity coefficients fitted
         to the landmarks in the Gauss-Newton solve), ``"regressor"`` (the learned decoder, paper
         section 3.3), ``"guarded"`` (the decoder pulled toward the template by its out-of-distribution
-        guard, :mod:`digitaltwin_jax.regressor.guard`) or ``"auto"`` (:data:`AUTO_SHAPE_SOURCE`, the
-        source the fidelity benchmark's default rule admits; see README "Fidelity").  Every source is
+        guard, :mod:`digitaltwin_jax.regressor.guard`), ``"calibrated"`` (identity fitted around the
+        template plus the regressor's trusted fraction, with the trust and the width calibrated on
+        real photos, :mod:`digitaltwin_jax.shape_prior`) or ``"auto"`` (:data:`AUTO_SHAPE_SOURCE`, the
+        source the fidelity benchmark's default rule admits; see the docs page "Fidelity").  Every source is
         followed by the non-rigid fit (pose, focal, expression, corrective field).
+      template: the template head of the ``"template"`` and ``"calibrated"`` sources, by name
+        (:data:`digitaltwin_jax.shape_prior.prior.TEMPLATES`): ``"ict"`` (ICT-FaceKit's mean head),
+        ``"pipeline"`` (corrected toward real people as our model and detector see them) or
+        ``"people"`` (the same without the detector's own offsets); None = the shipped shape prior's
+        default for ``"calibrated"`` and ``"ict"`` for ``"template"``.
       preview_size: side of each preview panel in pixels (``preview.png`` is 5 panels wide).
       same_camera: several photos (issue 16): True = one camera (shared intrinsics), False = each its
         own, None = photos with the same EXIF camera and focal length share them.
@@ -64,6 +71,7 @@ class AvatarConfig:
     face_index: int = 0
     seed: int = 0
     shape_source: str = "auto"
+    template: str | None = None
     preview_size: int = 256
     same_camera: bool | None = None
     force: bool = False
@@ -145,9 +153,9 @@ class Stages:
     eyes: Callable | None = None
 
 
-SHAPE_SOURCES = ("auto", "template", "fit", "regressor", "guarded")
+SHAPE_SOURCES = ("auto", "template", "fit", "regressor", "guarded", "calibrated")
 
-#: What ``shape_source="auto"`` runs.  Chosen by ``benchmarks/bench_fidelity.py``'s rule (README
+#: What ``shape_source="auto"`` runs.  Chosen by ``benchmarks/bench_fidelity.py``'s rule (docs page
 #: "Fidelity"): a source is the default only when its paired ARMSE interval beats the template on the
 #: out-of-distribution synthetic set (b) and real photos' embeddings lie inside the region the
 #: regressor was trained on (or the guard pulls it toward the template).
@@ -155,7 +163,7 @@ AUTO_SHAPE_SOURCE = "guarded"
 
 #: The benchmark's method name of each shape source followed by the non-rigid fit.
 BENCHMARK_METHOD = {"template": "mean+fit", "fit": "landmark_fit", "regressor": "regressor+fit",
-                    "guarded": "guarded+fit"}
+                    "guarded": "guarded+fit", "calibrated": "calibrated+fit"}
 
 
 def auto_shape_pipeline() -> str:
@@ -179,8 +187,13 @@ _template_shape.name = "template"
 
 def _default_fit(model, landmarks_2d, image_size, shape, config=None):
     from digitaltwin_jax.fitting import FitConfig, fit
+    from digitaltwin_jax.shape_prior.prior import IdentityPrior
 
-    cfg = dataclasses.replace(config or FitConfig(), fit_identity=shape is None)
+    cfg = config or FitConfig()
+    if isinstance(shape, IdentityPrior):  # identity fitted around the prior's centre, under its width
+        return fit(model, landmarks_2d, image_size, shape=shape.centre, landmark_weights=shape.landmark_weights,
+                   config=shape.fit_config(cfg))
+    cfg = dataclasses.replace(cfg, fit_identity=shape is None)
     return fit(model, landmarks_2d, image_size, shape=shape, config=cfg)
 
 
@@ -206,23 +219,38 @@ def _default_eyes(image, face, model, neutral_vertices, rotation, translation):
     return build_eyes(image, face.landmarks, neutral_vertices, model, rotation=rotation, translation=translation)
 
 
-def _shape_source(name: str, warnings: list | None = None):
+def _shape_source(name: str, warnings: list | None = None, template: str | None = None):
     """The shape stage for ``name``; a source that cannot be loaded under ``auto`` falls back to the
     template with a warning appended to ``warnings`` (never silently)."""
     if name not in SHAPE_SOURCES:
         raise ValueError(f"shape_source must be one of {SHAPE_SOURCES}, got {name!r}")
     if name == "auto":
         try:
-            return _shape_source(AUTO_SHAPE_SOURCE)
+            return _shape_source(AUTO_SHAPE_SOURCE, template=template)
         except (ImportError, FileNotFoundError, ValueError) as exc:
             if warnings is not None:
                 warnings.append(f"shape source {AUTO_SHAPE_SOURCE!r} (auto) unavailable ({type(exc).__name__}: "
                                 f"{exc}); using the template head")
             return _template_shape
     if name == "template":
-        return _template_shape
+        if template in (None, "ict"):
+            return _template_shape
+        from digitaltwin_jax.shape_prior.prior import load_shape_prior
+
+        prior = load_shape_prior()
+
+        def corrected(image, face, embedding, model):
+            return prior.template_vertices(model, template), {"template": template}
+
+        corrected.name = "template"
+        prior.rule(template)  # an unknown name fails here
+        return corrected
     if name == "fit":
         return _identity_fit_shape
+    if name == "calibrated":
+        from digitaltwin_jax.shape_prior.source import CalibratedShapeSource
+
+        return CalibratedShapeSource(template=template)
     from digitaltwin_jax.regressor.shape_source import RegressorShapeSource
 
     if name == "regressor":
@@ -244,7 +272,7 @@ def default_stages(config: AvatarConfig = AvatarConfig(), warnings: list | None 
         fit, tex = functools.partial(fit, config=config.fit), functools.partial(tex, config=config.texture)
         fit.name, tex.name = _default_fit.__name__, _default_texture.__name__
     return Stages(detect=frontend.detect_faces, embed=frontend.identity_embedding,
-                  shape=_shape_source(config.shape_source, warnings), fit=fit, texture=tex, eyes=_default_eyes)
+                  shape=_shape_source(config.shape_source, warnings, config.template), fit=fit, texture=tex, eyes=_default_eyes)
 
 
 def reconstruct(image, *, config: AvatarConfig = AvatarConfig(), stages: Stages | None = None,

@@ -9,6 +9,10 @@ Sets (seeds are fixed here and nowhere else, so that no reported set is ever use
                 the expression / focal priors and the corrective-field weights;
   eval_in       set (a) of the benchmark (seed 1001), eval_ood set (b) (seed 2001): rendered by
                 benchmarks/bench_fidelity.py, listed here for completeness.
+
+Writes no results file: the rendered sets go to the cache folder (``--root``); the runs that
+use them write ``experiments/results/fidelity_calibration.json`` (``calibrate_fidelity.py``) and
+``experiments/results/fidelity_benchmark.json`` (``benchmarks/bench_fidelity.py``).
 """
 from __future__ import annotations
 

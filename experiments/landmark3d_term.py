@@ -12,6 +12,9 @@ Monocular landmarks leave the distance and the focal length nearly interchangeab
 focal prior decides between them); the 3D targets fix the distance, and with it the focal scale.
 
 Usage:  PYTHONPATH=. python experiments/landmark3d_term.py
+
+Writes no results file: prints the fits with and without the term (an example of a term with
+per-face data; the tutorial "A custom energy term" in ``examples/`` is the place to start).
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ focal error with shared against free intrinsics, on a synthetic multi-view set.
 
     python experiments/multiview_fidelity.py [--heads 40] [--seed 5001] [--views 1,2,3,4,5] [--out FILE]
 
-The shared corrective field's runs (README "Several photos (issue 16)"):
+The shared corrective field's runs (docs page "Several photos", Measurements):
 
     ... --heads 40 --seed 5001 --views 1,3,5 --corr-views 1,3,5 --corr-omegas 2.5,0.25 --free-views "" \
         --identity-views "" --out experiments/results/multiview_fidelity_corrective_s5001.json   # tuning

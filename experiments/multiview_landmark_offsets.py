@@ -22,6 +22,9 @@ mean, 1/3 if the photos' errors were independent).
   points; ``id4_off``: the same with the estimated offsets; ``id4_offw``: offsets and inverse-noise
   landmark weights; ``id16_offw``: the same with lambda_identity 16; ``id4_true``: ``id4`` on the true
   projections of the model's landmarks (no detector: what the geometry could give).
+
+Results file: ``experiments/results/multiview_landmark_offsets_s5001.json`` (docs: Several photos,
+"Why more photos help so little").
 """
 from __future__ import annotations
 

@@ -38,6 +38,11 @@ multi-photo avatar's head (``multiview_fit``: the guarded start, then
 The query's single-photo head (``regressor``, ``guarded``, ``guarded+fit`` respectively) is matched
 against the gallery (rank-1 over persons; chance 1 / persons).  For the same query the single-photo gallery (one head per person from one
 of its other photos, the first) is scored alongside, so the two are paired.
+
+Results files: ``experiments/results/real_retrieval_voteview.json`` (``run``; the single- and
+multi-photo retrieval tables of the docs pages Fidelity and Several photos),
+``experiments/results/real_retrieval_voteview_build.json`` and ``real_retrieval_voteview_manifest.json``
+(``build``: the set and every photo's source).
 """
 from __future__ import annotations
 

@@ -47,6 +47,9 @@ half it was not built from).
 
 Renders are not stored: per image the embeddings and landmarks are kept in ``ROOT/<group>.npz``
 (resumable: a killed run continues at the last checkpoint).
+
+Results file: ``experiments/results/realism_ablation.json`` (docs: Experiments, "Each ingredient
+on and off" and "Photo-derived skin").
 """
 from __future__ import annotations
 

@@ -24,6 +24,9 @@ Two evaluations, each with statistics from data that is not scored:
    the guard's own out-of-distribution calibration set (``tune_ood``, seed 3001, never reported),
    the best case of a known shift.  Raw and guarded ARMSE at d = 95 mm with paired t intervals
    against the unaligned regressor.
+
+Results file: ``experiments/results/realism_alignment.json`` (docs: Experiments, "Domain alignment
+of the embeddings").
 """
 from __future__ import annotations
 

@@ -13,6 +13,10 @@ the landmark identity fit, each regressor and (for every regressor) regressor + 
 Writes ``OUT/armse.json``, ``OUT/armse.md``, ``OUT/armse_vs_d.png`` (main methods) and
 ``OUT/ablation_vs_d.png`` (one curve per population).  ``--ship NAME`` copies that regressor, with
 its held-out numbers and the default-shape-source decision, to ``digitaltwin_jax/assets/regressor``.
+
+Results: the folder ``experiments/results/regressor/`` (the first regressor's held-out table and
+curves).  The Fig. 6 table on the docs page Shape regressor comes from ``regressor_compare.py
+--ablation`` (``experiments/results/regressor_ablation_fig6.json``).
 """
 from __future__ import annotations
 

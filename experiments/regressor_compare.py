@@ -15,6 +15,11 @@ benchmark's ARMSE protocol, d = 80 / 95 / 110 mm) on the cached sets (a) ``eval_
 ``eval_ood_100`` (``benchmarks/bench_fidelity.py`` renders them); rows give the mean with a t
 interval and paired differences to the template and between named pairs.  Raw predictions only
 (no fit, no guard): the guard is calibrated separately.
+
+Results files: ``experiments/results/regressor_v3_compare.json`` (v3 against v2),
+``experiments/results/regressor_v2_compare.json`` (v2 against v1) and, with ``--landmarks``,
+``experiments/results/regressor_landmark_input.json``, with ``--ablation``
+``experiments/results/regressor_ablation_fig6.json`` (docs: Shape regressor).
 """
 from __future__ import annotations
 

@@ -20,6 +20,10 @@ fresh heads from the full prior, none of them in the database.
 Usage::
 
     python experiments/regressor_populations.py --sampler dr --count 640 --out /tmp/pop_dr
+
+Writes no results file: it renders the No-Aug / C-PCA / DR training sets that
+``experiments/regressor_compare.py --ablation`` scores into
+``experiments/results/regressor_ablation_fig6.json``.
 """
 from __future__ import annotations
 

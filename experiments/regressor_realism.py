@@ -17,6 +17,9 @@ are added):
 
 Nearest distances shrink as a set grows, so sets are compared at a matched N.  The photos are used
 for measurement only and are not part of the repository.
+
+Results file: ``experiments/results/regressor_realism.json`` (docs: Experiments, "Realism to the
+encoder").
 """
 from __future__ import annotations
 

@@ -3,6 +3,9 @@
     python experiments/regressor_train_data.py ROOT --sampler dr --count 10000 --seed 7001
 
 Rerun the same command to resume.  See :mod:`digitaltwin_jax.regressor.recipe`.
+
+Writes no results file: it renders and embeds training sets (shards and the front-end cache in
+``ROOT``) for ``digitaltwin regressor train`` and ``experiments/regressor_ablation.py``.
 """
 import argparse
 

@@ -11,6 +11,9 @@ term as ``Term(constants=...)`` (one copy for the whole batch, traced).  The cor
 eliminated by the fit except at the landmark samples and is not part of the prior.
 
 Usage:  PYTHONPATH=. python experiments/symmetry_prior.py
+
+Writes no results file: prints the fits with and without the prior (an example of a term with
+per-topology constants; see the tutorial "A custom energy term" in ``examples/``).
 """
 from __future__ import annotations
 

@@ -345,7 +345,7 @@ def low():
 # one compiled batch solver for the two tests below.  Exact synthetic faces with up to 0.5 of any
 # three blendshapes and 0.7-1.5x focal: recovery is tested under the weak priors these parameters
 # were drawn from (sigma 0.3, lambda_f 5), not under the defaults, which are calibrated to keep real
-# detections of neutral faces neutral (README "Fidelity")
+# detections of neutral faces neutral (docs page "Fidelity")
 BATCH_CONFIG = F.FitConfig(fit_identity=True, expression_sigma=0.3, lambda_f=5.0, lambda_identity=1.0)
 
 

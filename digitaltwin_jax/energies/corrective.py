@@ -266,8 +266,10 @@ def corrective_field(beta_diff, offsets, sample_idx, sample_w, handles, expressi
 
     Args:
       handles: ``(H,) int`` vertex index of each handle; expression_basis: ``(M, V, 3)``;
-      others as :func:`condensed_residual`.  ``A`` is well conditioned (about 1.6 for the uniform
-      Laplacian and lambda_delta = 4), so ``cc.num_cg`` fixed CG iterations reach round-off.
+      others as :func:`condensed_residual`.
+
+    ``A`` is well conditioned (about 1.6 for the uniform Laplacian and lambda_delta = 4), so
+    ``cc.num_cg`` fixed CG iterations reach round-off.
     """
     w = jnp.asarray(sample_w, cc.ainv_hh.dtype)
     mu = _mu(beta_diff, offsets, sample_idx, w, cc, chol)

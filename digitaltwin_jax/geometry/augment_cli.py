@@ -34,6 +34,7 @@ METHODS = ("dr", "cpca", "noaug")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m digitaltwin_jax augment``."""
     ap = argparse.ArgumentParser(
         prog="augment", description="Write an augmented 3D head shape set (DR / C-PCA / No-Aug sampling)."
     )

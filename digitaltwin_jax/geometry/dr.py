@@ -27,7 +27,7 @@ published references differ (uniform weights in one, a positive transform in ano
 (eq. 7): positive weights keep every one-ring Gram matrix positive definite and make the decoder an
 M-matrix.  ``"cotangent"`` keeps the raw weights (prepare raises if a ring's Gram matrix is then
 indefinite: 4 of the 11,248 full-head rings are) and ``"uniform"`` sets c_ij = 1.  Measured round
-trips are in the README (Geometry); clamped and raw cotangent agree to 1%, uniform is ~20% worse.
+trips are on the docs page "Geometry"; clamped and raw cotangent agree to 1%, uniform is ~20% worse.
 
 Decode (eq. 7-8).  Minimising eq. 7 over the positions gives exactly the symmetric normal equations
 
@@ -44,7 +44,7 @@ shapes is solved as one multi-column system.
 
 Round trip.  decode(encode(P)) = P up to translation for rigid motions and uniform scalings; for
 non-rigid deformations the per-vertex least squares cannot map every ring edge and eq. 7 averages
-neighbours, so the round trip has a small error (README: Geometry).
+neighbours, so the round trip has a small error (docs page "Geometry").
 
 Kernels use the "components first" layout of _mat3.py (vertex axis minor) for CPU speed.
 """

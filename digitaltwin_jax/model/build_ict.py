@@ -227,6 +227,7 @@ def write_npz(path, arrays: dict) -> None:
 
 
 def main(argv=None) -> int:
+    """Command line: convert an ICT-FaceKit folder into the package's head-model asset."""
     ap = argparse.ArgumentParser(description="Convert ICT-FaceKit's FaceXModel into digitaltwin_jax's head asset.")
     ap.add_argument("--source", required=True, help="path of ICT-FaceKit/FaceXModel")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "assets"),

@@ -1,6 +1,6 @@
 """Several photos of one person (issue 16): the shared-shape multi-view fit (:mod:`.fit`), its
 starting shape and the checks on a group of photos (:mod:`.shape`), the detector's landmark offsets
-(:mod:`.landmark_offsets`, a diagnostic: README "Several photos (issue 16)")."""
+(:mod:`.landmark_offsets`, a diagnostic: docs page "Several photos", Measurements)."""
 from __future__ import annotations
 
 from digitaltwin_jax.multiview.fit import MultiFitConfig, MultiViewFit, fit_views

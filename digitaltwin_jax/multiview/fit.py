@@ -46,7 +46,7 @@ minimum), and ``min E_c = sum_c d_c^T G^{-1} d_c``, ``G = S A^{-1} S^T``
 iterations the field is recovered at the handles and sampled at the new samples
 (:func:`~digitaltwin_jax.energies.corrective.offsets_at_handles`); the full field at the end by
 :func:`~digitaltwin_jax.energies.corrective.corrective_field`.  On or off by
-``MultiFitConfig.fit_corrective`` (README "Several photos (issue 16)" has the measurement).
+``MultiFitConfig.fit_corrective`` (docs page "Several photos", Measurements has the measurement).
 """
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ class MultiFitConfig:
         detector's landmarks differ from the model's landmark vertices systematically, and more views
         do not average that out.  With the shipped regressor v3 (tuning seed 5001, 25 heads) the
         identity fit against its start is +0.19 / +0.46 / +0.57 mm at 1 / 3 / 5 photos, and +0.09 /
-        +0.07 / +0.10 with ``fit_views(landmark_offsets=)`` (README, "Why more photos help so little").
+        +0.07 / +0.10 with ``fit_views(landmark_offsets=)`` (docs page "Several photos", "Why more photos help so little").
       damping: Levenberg-Marquardt factor (relative to the diagonal of J^T J).
       init_single_fit: initialise each view by the single-view fit (else EPnP with f_s = 1, neutral).
       focal_prior_per_view: count the focal prior once per view of a camera group (the single-view

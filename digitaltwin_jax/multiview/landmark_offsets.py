@@ -4,7 +4,7 @@ little).
 dlib's 68 points follow an annotation convention (the lower edge of the eyebrow, the visible lip
 line, ...) that the model's landmark vertices match only approximately, so a fit of the shared
 identity to the detected points of several photos converges to a *biased* head, more so the more
-photos agree on the bias (README "Several photos (issue 16)": with the true projections of the
+photos agree on the bias (docs page "Several photos", Measurements: with the true projections of the
 model's landmarks the identity fit gains with every photo; with the detector's points it loses).
 The bias is systematic, so it can be measured once on renders whose head, pose and camera are
 known and then removed: the offset ``Delta_j`` (head frame, mm) that minimises

@@ -78,6 +78,16 @@ def _named(exc: Exception, name: str) -> Exception:
         return exc
 
 
+def identity_views_config(config: MultiFitConfig, prior) -> MultiFitConfig:
+    """``config`` with the shared identity fitted under an
+    :class:`~digitaltwin_jax.shape_prior.prior.IdentityPrior`'s width (its single-photo rule,
+    :meth:`~digitaltwin_jax.shape_prior.prior.IdentityPrior.fit_config`, for the views' joint fit)."""
+    import dataclasses
+
+    fc = prior.fit_config(config.fit)
+    return dataclasses.replace(config, fit_identity=fc.fit_identity, fit=fc)
+
+
 def reconstruct_views(images: Sequence[np.ndarray], names: Sequence[str], model, *, detect: Callable, embed: Callable,
                       texture: Callable | None, shape: Callable | None = None, texture_size: int = 2048, seed: int = 0,
                       face_index: int = 0, same_camera: bool | None = None, exif_keys=None, force: bool = False,
@@ -97,8 +107,10 @@ def reconstruct_views(images: Sequence[np.ndarray], names: Sequence[str], model,
       force: reconstruct even when two photos look like different people.
 
     Raises:
-      the front end's errors (NoFaceError, FaceTooSmallError, ...) and ValueError, the message
-      starting with the photo's name; ValueError naming two photos that look like different people.
+      NoFaceError: (and the front end's other errors, e.g. FaceTooSmallError) the message starting
+        with the photo's name.
+      ValueError: a photo's own ValueError, the message starting with its name; or two photos that
+        look like different people (``DifferentPeopleError``, naming both).
     """
     from digitaltwin_jax.errors import FitError
 
@@ -149,13 +161,19 @@ def reconstruct_views(images: Sequence[np.ndarray], names: Sequence[str], model,
         groups = np.zeros(len(images), np.int64) if same_camera else np.arange(len(images))
     t = time.perf_counter()
     shape_info = {"source": "template", "views_combined": 0}
-    start = None
+    start, landmark_weights = None, None
     if shape is not None and ok.any():
         out = shape(images[0], faces[0], emb[ok].mean(axis=0).astype(np.float32), model)
         if isinstance(out, tuple):
             out, extra = out[0], dict(out[1])
         else:
             extra = {}
+        from digitaltwin_jax.shape_prior.prior import IdentityPrior
+
+        if isinstance(out, IdentityPrior):  # the shared identity is fitted around its centre, under its width
+            config = identity_views_config(config, out)
+            landmark_weights = out.landmark_weights
+            out = out.centre
         if out is not None:
             start = np.asarray(out, np.float64)
             name = str(getattr(shape, "name", getattr(shape, "__name__", type(shape).__name__)))
@@ -168,7 +186,7 @@ def reconstruct_views(images: Sequence[np.ndarray], names: Sequence[str], model,
     lms = np.stack([np.asarray(f.landmarks, np.float64) for f in faces])
     try:
         fitted = fit_views(model, lms, [img.shape[:2] for img in images], shape=start, config=config,
-                           camera_groups=groups)
+                           camera_groups=groups, landmark_weights=landmark_weights)
     except ValueError as exc:
         msg = str(exc)
         for v, name in enumerate(names):

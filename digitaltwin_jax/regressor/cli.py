@@ -26,6 +26,7 @@ __all__ = ["main", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``digitaltwin regressor`` (``embed``, ``train``, ``build``, ...)."""
     ap = argparse.ArgumentParser(prog="digitaltwin regressor", description="Train / evaluate the shape regressor.")
     sub = ap.add_subparsers(dest="command", required=True)
 
@@ -230,6 +231,7 @@ def default_decision(summary: dict) -> dict:
 
 
 def main(argv=None) -> int:
+    """Run ``digitaltwin regressor`` on ``argv`` and return its exit code."""
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     return {"embed": _cmd_embed, "train": _cmd_train, "build": _cmd_build,
             "evaluate": _cmd_evaluate}[args.command](args)

@@ -30,7 +30,8 @@ __all__ = ["EvalData", "METHODS", "ALL_METHODS", "MethodSpec", "FitSummary", "RA
            "predict_with_fits", "armse_table", "summarise", "markdown_table"]
 
 METHODS = ("mean", "landmark_fit", "regressor", "regressor+fit")
-ALL_METHODS = ("mean", "mean+fit", "landmark_fit", "regressor", "regressor+fit", "guarded", "guarded+fit")
+ALL_METHODS = ("mean", "mean+fit", "landmark_fit", "regressor", "regressor+fit", "guarded", "guarded+fit",
+               "corrected+fit", "calibrated+fit")
 RADII = (80.0, 85.0, 90.0, 95.0, 100.0, 105.0, 110.0)
 
 
@@ -94,6 +95,8 @@ def _spec(name: str) -> MethodSpec:
         return MethodSpec("identity", FitConfig(fit_identity=True))
     if base in ("mean", "regressor", "guarded") and plus in ("", "fit"):
         return MethodSpec(base, FitConfig() if plus else None)
+    if base in ("corrected", "calibrated") and plus == "fit":  # the shipped shape prior (issue 27)
+        return MethodSpec(base, FitConfig())
     raise ValueError(f"unknown method {name!r}; known: {ALL_METHODS} (or pass a MethodSpec)")
 
 
@@ -162,9 +165,16 @@ def predict_with_fits(model, data: EvalData, regressor: Callable | None, methods
             if ok.any():
                 g[ok] = guard.apply(model.vertices, reg[ok], data.embeddings[ok])
             shapes["guarded"] = g
+    priors = None
+    if any(s.shape in ("corrected", "calibrated") for s in specs.values()):
+        from digitaltwin_jax.shape_prior.source import CalibratedShapeSource
+
+        src = CalibratedShapeSource(guard=guard)
+        shapes["corrected"] = np.broadcast_to(src.prior.template_vertices(model), (n, nv, 3))
+        priors = [src.identity_prior(data.embeddings[i], model) if ok[i] else None for i in range(n)]
     out, fits = {}, {}
     for name, spec in specs.items():
-        if spec.shape not in ("mean", "identity", "regressor", "guarded"):
+        if spec.shape not in ("mean", "identity", "regressor", "guarded", "corrected", "calibrated"):
             raise ValueError(f"method {name!r}: unknown shape {spec.shape!r}")
         if spec.fit is None:
             if spec.shape == "identity":
@@ -182,9 +192,12 @@ def predict_with_fits(model, data: EvalData, regressor: Callable | None, methods
                         np.full((n, 3, 3), np.nan), np.full(n, np.nan))
         for i in tqdm(np.flatnonzero(ok), desc=f"fits {name}", disable=not progress, leave=False):
             hw = tuple(int(x) for x in data.image_sizes[i])
-            shape = None if spec.shape == "identity" else (None if spec.shape == "mean" else shapes[spec.shape][i])
+            shape = None if spec.shape == "identity" else (None if spec.shape == "mean" else shapes.get(spec.shape, [None] * n)[i])
+            cfg, lw, prob = spec.fit, None, problem
+            if spec.shape == "calibrated":  # identity fitted around the item's prior centre, under its width
+                shape, cfg, lw, prob = priors[i].centre, priors[i].fit_config(spec.fit), priors[i].landmark_weights, None
             try:
-                r = fit(model, data.landmarks[i], hw, shape=shape, config=spec.fit, problem=problem)
+                r = fit(model, data.landmarks[i], hw, shape=shape, config=cfg, landmark_weights=lw, problem=prob)
             except ValueError:  # degenerate landmarks: counted as a failure of this method
                 continue
             if not bool(np.all(r.success)):

@@ -19,6 +19,7 @@ __all__ = ["main", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``digitaltwin synth``."""
     from digitaltwin_jax.synth.dataset import SAMPLERS
 
     p = argparse.ArgumentParser(
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Run ``digitaltwin synth`` on ``argv`` and return its exit code."""
     args = build_parser().parse_args(argv)
     try:
         from digitaltwin_jax.synth.dataset import DatasetConfig, generate

@@ -161,6 +161,7 @@ class DatasetConfig:
 
 
 def shard_path(out_dir, k: int) -> Path:
+    """Path of shard ``k`` inside ``out_dir`` (``shard_00000.npz``, ...)."""
     return Path(out_dir) / f"shard_{k:05d}.npz"
 
 

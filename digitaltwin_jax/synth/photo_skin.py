@@ -224,6 +224,7 @@ def write_photo_skin_bank(photos, out, *, licence: str, config: PhotoSkinConfig 
 
 
 def main(argv=None) -> int:
+    """Command line: ``python -m digitaltwin_jax.synth.photo_skin PHOTOS --out BANK.npz`` (see its module docstring)."""
     ap = argparse.ArgumentParser(prog="python -m digitaltwin_jax.synth.photo_skin",
                                  description="Build a photo-derived skin bank for the synthetic renders.")
     ap.add_argument("photos", help="folder of photos (JPEG/PNG)")

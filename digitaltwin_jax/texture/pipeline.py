@@ -74,7 +74,7 @@ class TextureConfig:
         of the projected colours before blending, or None (default: keep the photo's shading; the
         map then re-renders the photo from its camera: 28.1 / 27.2 dB on the two example photos
         against 20.4 / 21.7 dB de-lit, while de-lit maps recover albedo better, 31.3 against 24.2 dB
-        on synthetic renders; README "Texture").
+        on synthetic renders; docs page "Texture").
     """
 
     size: int = 2048

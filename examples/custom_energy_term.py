@@ -10,7 +10,16 @@ landmark noise) four ways and prints what changed:
 3. re-weighted: the expression prior x 10 (weights are traced, so this reuses the compiled solver);
 4. removed: no corrective field (the ``corrective`` term dropped: deltaP is then no unknown).
 
-Usage:  PYTHONPATH=. python experiments/custom_energy_term.py
+A term is ``Term(name, fn, weight)`` with ``fn(v: FitVariables, data: FitData) -> residuals``:
+``v`` holds the unknowns (``v.beta`` blendshape weights, ``v.q``/``v.t`` pose, ``v.f_s`` focal
+scale, ...), ``data`` the face's landmarks and the model's constants.  Write ``fn`` with
+``jax.numpy``; the solver differentiates it.  See :class:`digitaltwin_jax.fitting.Term` for the
+per-face data (``Term(data=...)``) and per-topology constants (``Term(constants=...)``) a term can
+carry, and ``experiments/landmark3d_term.py`` / ``experiments/symmetry_prior.py`` for two more.
+
+Usage::
+
+    python examples/custom_energy_term.py [--resolution low] [--seed 0]
 """
 from __future__ import annotations
 
@@ -66,14 +75,25 @@ def synthetic_face(model, seed=0, hw=(480, 640)):
     return identity, lm, beta
 
 
-def main():
-    res = "low" if asset_path("ict_head_low.npz").exists() else "full"
+def main(argv=None) -> dict:
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--resolution", default="low" if asset_path("ict_head_low.npz").exists() else "full",
+                    choices=("low", "full"))
+    ap.add_argument("--seed", type=int, default=0, help="the synthetic face's identity and landmark noise")
+    ap.add_argument("--iterations", type=int, default=F.FitConfig().num_iterations, help="Gauss-Newton iterations")
+    ap.add_argument("--expression-sigma", type=float, default=0.3,
+                    help="expression prior's sigma (eq. 3); the shipped 0.05 is calibrated to keep neutral "
+                         "photos neutral and would flatten this face's smile")
+    args = ap.parse_args(argv)
+    res = args.resolution
     model = load_head_model(res)
-    identity, lm, beta_true = synthetic_face(model)
+    identity, lm, beta_true = synthetic_face(model, seed=args.seed)
     hw = (480, 640)
-    cfg = F.FitConfig()
+    cfg = F.FitConfig(num_iterations=args.iterations, expression_sigma=args.expression_sigma)
     paper = F.default_terms(cfg)
-    sym = F.Term("symmetry", make_symmetry_term(model.expression_names), weight=200.0)
+    sym = F.Term("symmetry", make_symmetry_term(model.expression_names), weight=2000.0)
     heavy = tuple(dataclasses.replace(t, weight=10 * t.weight) if t.name == "expression_prior" else t for t in paper + (sym,))
     runs = [
         ("paper energy", cfg, paper),
@@ -84,12 +104,16 @@ def main():
     iL, iR = model.expression_index("mouthSmile_L"), model.expression_index("mouthSmile_R")
     print(f"model '{res}' ({model.num_vertices} vertices); true mouthSmile_L/R = {beta_true[iL]:.2f}/{beta_true[iR]:.2f}")
     print(f"{'run':36s} {'smile_L':>8s} {'smile_R':>8s} {'rmse px':>8s} {'|dP| max':>9s}  energy per term")
+    results = {}
     for label, c, terms in runs:
         r = F.fit(model, lm, hw, shape=identity, config=c, terms=terms)
+        results[label] = r
         rmse = float(np.sqrt(np.nanmean(r.reprojection_errors**2)))
         energies = ", ".join(f"{k}={float(v):.1f}" for k, v in r.energy_terms.items())
         print(f"{label:36s} {r.params.beta[iL]:8.2f} {r.params.beta[iR]:8.2f} {rmse:8.2f} "
               f"{float(jnp.abs(r.params.delta_p).max()):9.3f}  {energies}")
+    return {"model": model, "beta_true": beta_true, "landmarks": lm, "results": results,
+            "smile": (iL, iR)}
 
 
 if __name__ == "__main__":

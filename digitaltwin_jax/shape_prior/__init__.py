@@ -1,0 +1,1 @@
+"""Shape prior of the avatar (issue 27): evidence of real photos ' landmarks, empirical-Bayes calibration."""
