@@ -26,7 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("energies", "solvers"),  # residual terms; generic Gauss-Newton
     ("fitting",),  # composes camera + energies + solvers
     ("frontend", "texture", "evaluation"),  # photo -> landmarks; UV texture; accuracy metrics
-    ("regressor", "synth", "errors", "multiview"),  # shape regressor and its training data; the user-facing errors; several photos of one person
+    ("regressor", "synth", "errors", "multiview", "shape_prior"),  # shape regressor and its training data; the user-facing errors; several photos of one person; the shape prior calibrated on real photos
     ("pipeline", "preview", "ray_avatars", "batch", "cli", "__main__", "__init__"),  # photo -> avatar, batch workers, the command, the package root
 )
 
