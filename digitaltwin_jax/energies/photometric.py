@@ -49,11 +49,11 @@ from digitaltwin_jax.render import jax_render as jr
 from digitaltwin_jax.render.colorspace import srgb_to_linear
 
 __all__ = [
-    "PhotometricConfig", "PhotometricData", "PhotometricConstants", "PhotometricResidual",
+    "GEOMETRY_UNKNOWNS", "PhotometricConfig", "PhotometricData", "PhotometricConstants", "PhotometricResidual",
     "photometric_inputs", "photometric_constants", "residual_function", "solve_albedo_lighting", "robust_residual", "shade_samples", "sample_pixels",
 ]
 
-GEOMETRY_UNKNOWNS = ("beta", "t", "q", "f_s")
+GEOMETRY_UNKNOWNS = ("beta", "t", "q", "f_s")  # the FitVariables leaves the term moves by default
 
 
 @dataclasses.dataclass(frozen=True)
