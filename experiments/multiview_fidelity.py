@@ -60,7 +60,7 @@ def _root(heads: int, seed: int) -> Path:
 
 
 def run(heads: int = 80, seed: int = 5002, views=(1, 2, 3, 4, 5), free_views=(1, 3, 5), identity_views=(1, 3), id16_views=(), fpv_views=(),
-        corr_views=(), corr_omegas=(), nocorr_views=(), progress: bool = True) -> dict:
+        corr_views=(), corr_omegas=(), nocorr_views=(), calibrated_views=(), progress: bool = True) -> dict:
     from digitaltwin_jax import load_head_model
     from digitaltwin_jax.evaluation.fidelity import mean_interval, paired_difference, score_heads
     from digitaltwin_jax.multiview import MultiFitConfig, combined_shape, fit_views
@@ -94,7 +94,14 @@ def run(heads: int = 80, seed: int = 5002, views=(1, 2, 3, 4, 5), free_views=(1,
         "multiview_fpv": (MultiFitConfig(focal_prior_per_view=True), True, fpv_views),
         "multiview_corr": (MultiFitConfig(fit_corrective=True), True, corr_views),
         "multiview_nocorr": (MultiFitConfig(fit_corrective=False), True, nocorr_views),
+        "multiview_calibrated": (MultiFitConfig(), True, calibrated_views),
     }
+    calibrated = None
+    if calibrated_views:
+        from digitaltwin_jax.multiview.reconstruct import identity_views_config
+        from digitaltwin_jax.shape_prior.source import CalibratedShapeSource
+
+        calibrated = CalibratedShapeSource(guard=guard)
     for w in corr_omegas:  # the shared field with another weight omega_c (paper: 25)
         variants[f"multiview_corr{w:g}"] = (MultiFitConfig(fit_corrective=True, fit=FitConfig(omega_c=w)), True, corr_views)
     for kind, (mcfg, shared, ks) in variants.items():
@@ -105,11 +112,16 @@ def run(heads: int = 80, seed: int = 5002, views=(1, 2, 3, 4, 5), free_views=(1,
             ts = time.perf_counter()
             for n, h in enumerate(use):
                 idx = h * nvw + np.arange(k)
-                start = combined_shape(model, data.embeddings[idx], reg, guard)
                 groups = np.zeros(k, np.int64) if shared else None
+                lw, vcfg = None, mcfg
+                if kind == "multiview_calibrated":  # the shape prior at the mean embedding, identity shared
+                    prior = calibrated.identity_prior(data.embeddings[idx].mean(axis=0), model)
+                    start, lw, vcfg = prior.centre, prior.landmark_weights, identity_views_config(mcfg, prior)
+                else:
+                    start = combined_shape(model, data.embeddings[idx], reg, guard)
                 try:
-                    r = fit_views(model, data.landmarks[idx], data.image_sizes[idx], shape=start, config=mcfg,
-                                  camera_groups=groups)
+                    r = fit_views(model, data.landmarks[idx], data.image_sizes[idx], shape=start, config=vcfg,
+                                  camera_groups=groups, landmark_weights=lw)
                 except ValueError as e:
                     print(f"# {name} head {h}: {e}", file=sys.stderr)
                     continue
@@ -161,12 +173,14 @@ def main(argv=None) -> int:
     ap.add_argument("--corr-views", default="", help="views of the variant with the shared corrective field")
     ap.add_argument("--nocorr-views", default="", help="views of the variant without the shared corrective field")
     ap.add_argument("--corr-omegas", default="", help="omega_c values of further shared-field variants")
+    ap.add_argument("--calibrated-views", default="", help="views of the variant started from the shipped shape "
+                    "prior (issue 27) at the mean embedding, identity shared under its width")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "multiview_fidelity.json"))
     a = ap.parse_args(argv)
     ints = lambda t: tuple(int(x) for x in t.split(",") if x)  # noqa: E731
     res = run(a.heads, a.seed, ints(a.views), ints(a.free_views), ints(a.identity_views), ints(a.id16_views), ints(a.fpv_views),
               ints(a.corr_views), tuple(float(x) for x in a.corr_omegas.split(",") if x),
-              ints(a.nocorr_views))
+              ints(a.nocorr_views), ints(a.calibrated_views))
     from digitaltwin_jax.io.atomic import atomic_write_text
 
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)

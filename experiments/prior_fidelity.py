@@ -5,6 +5,9 @@ calibration recover the right trust?
     python experiments/prior_fidelity.py trust --set b [--n 100] [--out FILE]
     python experiments/prior_fidelity.py retrieval [--real DIR] [--prior FILE] [--out FILE]
 
+Results files: ``experiments/results/prior_armse_<set>.json``, ``prior_trust_<set>.json`` and
+``prior_retrieval.json``.
+
 Sets: the fidelity benchmark's synthetic sets (``benchmarks/bench_fidelity.py``; (a) in-distribution
 seed 1001, (b) out-of-distribution seed 2001), cached under ``~/.cache/digitaltwin_jax/fidelity``.
 
@@ -49,7 +52,7 @@ def load_set(key: str, n: int):
     return data
 
 
-def heads_for(model, data, prior, progress=True) -> dict:
+def heads_for(model, data, prior, progress=True, only=None) -> dict:
     """``{method: (N, V, 3) neutral heads}`` (NaN rows where the front end found no face)."""
     from digitaltwin_jax.fitting import FitConfig
     from digitaltwin_jax.pipeline import _default_fit
@@ -64,6 +67,7 @@ def heads_for(model, data, prior, progress=True) -> dict:
     ok = data.valid()
     names = ["mean+fit", "guarded+fit"] + [f"corrected_{t}+fit" for t in prior.rules if t != "ict"] + \
         [f"calibrated_{t}+fit" for t in prior.rules]
+    names = [k for k in names if only is None or k in only or k in ("mean+fit", "guarded+fit")]
     out = {k: np.full((n, nv, 3), np.nan, np.float32) for k in names}
     trust = {t: np.full(n, np.nan) for t in prior.rules}
     cfg = FitConfig()
@@ -80,6 +84,8 @@ def heads_for(model, data, prior, progress=True) -> dict:
             shapes[f"calibrated_{t}+fit"] = p
             trust[t][i] = p.info["trust"]
         for k, s in shapes.items():
+            if k not in out:
+                continue
             try:
                 r = _default_fit(model, lm, hw, s, config=cfg)
             except ValueError:
@@ -92,7 +98,7 @@ def heads_for(model, data, prior, progress=True) -> dict:
     return out, trust
 
 
-def run_armse(key, n, prior_path=None) -> dict:
+def run_armse(key, n, prior_path=None, only=None) -> dict:
     from digitaltwin_jax.evaluation.fidelity import paired_difference, score_heads
     from digitaltwin_jax.model.head_model import load_head_model
     from digitaltwin_jax.shape_prior.prior import load_shape_prior
@@ -100,7 +106,7 @@ def run_armse(key, n, prior_path=None) -> dict:
     model = load_head_model("low")
     data = load_set(key, n)
     prior = load_shape_prior(prior_path)
-    heads, trust = heads_for(model, data, prior)
+    heads, trust = heads_for(model, data, prior, only=only)
     scores = {k: score_heads(model, data.vertices, h, radii=(95.0,)).armse_mm[:, 0] for k, h in heads.items()}
     rows = {}
     for k, s in scores.items():
@@ -173,7 +179,7 @@ def run_trust(key, n) -> dict:
             "distance_median": float(np.median(ev.distance))}
 
 
-def run_retrieval(set_dir, prior_path=None) -> dict:
+def run_retrieval(set_dir, prior_path=None, only=None) -> dict:
     """Same-person rank-1 retrieval of each method's heads on a real photo set with ``features.npz``
     (``experiments/real_portraits.py features``), on all persons and on the test half's persons."""
     from digitaltwin_jax.evaluation.fidelity import retrieval, shape_distance_matrix
@@ -186,7 +192,7 @@ def run_retrieval(set_dir, prior_path=None) -> dict:
     n = len(z["files"])
     data = EvalData(np.zeros((n, model.num_vertices, 3), np.float32), z["embeddings"], z["landmarks"],
                     z["image_size"], z["files"])
-    heads, trust = heads_for(model, data, load_shape_prior(prior_path), progress=False)
+    heads, trust = heads_for(model, data, load_shape_prior(prior_path), progress=False, only=only)
     persons = np.asarray(z["persons"]).astype(str)
     pid = np.unique(persons, return_inverse=True)[1]
     test = np.asarray(z["halves"]).astype(str) == "test"
@@ -212,14 +218,17 @@ def main(argv=None):
     ap.add_argument("--n", type=int, default=100)
     ap.add_argument("--prior", default=None)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--methods", default=None, help="comma-separated subset (mean+fit and guarded+fit always run)")
     a = ap.parse_args(argv)
     from digitaltwin_jax.io.atomic import atomic_write_text
 
     if a.cmd == "retrieval":
-        res = run_retrieval(a.real, a.prior)
+        only = None if a.methods is None else a.methods.split(",")
+        res = run_retrieval(a.real, a.prior, only)
         out = Path(a.out) if a.out else HERE / "results" / "prior_retrieval.json"
     else:
-        res = run_armse(a.set, a.n, a.prior) if a.cmd == "armse" else run_trust(a.set, a.n)
+        only = None if a.methods is None else a.methods.split(",")
+        res = run_armse(a.set, a.n, a.prior, only) if a.cmd == "armse" else run_trust(a.set, a.n)
         out = Path(a.out) if a.out else HERE / "results" / f"prior_{a.cmd}_{a.set}.json"
     atomic_write_text(out, json.dumps(res, indent=1, default=float))
 

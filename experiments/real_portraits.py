@@ -21,6 +21,9 @@ every photo of a manifest folder, written to ``features.npz`` beside it: ``files
 ``image_size (N, 2) int64`` (h, w), and ``frontend`` (the front-end configuration, JSON).  Photos
 without a face are left out and counted.  Any photo-set folder works (e.g. the retrieval set of
 ``experiments/real_retrieval.py``), so the halves of every real set come from the same rule.
+
+The script writes no results file in the repository (writes no results): its outputs are the local
+set's ``manifest.json``, ``build.json`` and ``features.npz``.
 """
 from __future__ import annotations
 

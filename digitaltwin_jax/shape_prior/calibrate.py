@@ -109,7 +109,7 @@ class PriorRule:
                    float(d["m_scale"]), bool(d.get("identity", True)))
 
 
-def _unpack(x, k, fit_template, fit_trust, trust_slope, sigma_slope, identity, fixed):
+def _unpack(x, k, fit_template, fit_trust, trust_slope, sigma_slope, identity, fixed, strength):
     i = 0
     c = x[i:i + k] if fit_template else fixed
     i += k if fit_template else 0
@@ -117,10 +117,13 @@ def _unpack(x, k, fit_template, fit_trust, trust_slope, sigma_slope, identity, f
     i += 1 if fit_trust else 0
     tau1 = x[i] if (fit_trust and trust_slope) else 0.0
     i += 1 if (fit_trust and trust_slope) else 0
-    s0 = x[i] if identity else -30.0
-    i += 1 if identity else 0
-    s1 = x[i] if (identity and sigma_slope) else 0.0
-    i += 1 if (identity and sigma_slope) else 0
+    free_sigma = identity and strength is None
+    s0 = x[i] if free_sigma else -30.0
+    i += 1 if free_sigma else 0
+    s1 = x[i] if (free_sigma and sigma_slope) else 0.0
+    i += 1 if (free_sigma and sigma_slope) else 0
+    if identity and strength is not None:  # the fit's own width: sigma^2 = kappa^2 / strength
+        s0 = x[i] - jnp.log(strength)
     return c, jnp.stack([jnp.asarray(tau0, x.dtype), jnp.asarray(tau1, x.dtype)]), \
         jnp.stack([jnp.asarray(s0, x.dtype), jnp.asarray(s1, x.dtype)]), x[i]
 
@@ -137,7 +140,8 @@ def _per_photo(c, tau, s, lk2, ev, x_m, identity):
 
 def calibrate(evidence: EvidenceSet, *, fit_template: bool = True, fit_trust: bool = True, identity: bool = True,
               trust_slope: bool = True, sigma_slope: bool = True, template_prior: float = 1.0,
-              template=None, m0: float | None = None, m_scale: float | None = None) -> tuple[PriorRule, dict]:
+              template=None, identity_strength: float | None = None, m0: float | None = None,
+              m_scale: float | None = None) -> tuple[PriorRule, dict]:
     """Maximise the summed log evidence of ``evidence`` over the prior's parts (module docstring).
 
     Args:
@@ -147,6 +151,8 @@ def calibrate(evidence: EvidenceSet, *, fit_template: bool = True, fit_trust: bo
       template_prior: precision of the hyper-prior ``c ~ N(0, I / template_prior)``.
       template: ``(K,)`` the template ``c`` when it is not fitted (default zeros: the ICT mean), e.g.
         :func:`mean_identity`.
+      identity_strength: fix the identity prior's width to the fit's own, ``sigma^2 = kappa^2 /
+        strength`` (``strength = omega_r lambda_identity``) instead of estimating it.
       m0, m_scale: the distance axis (default: the photos' median and inter-quartile range).
 
     Returns:
@@ -165,7 +171,7 @@ def calibrate(evidence: EvidenceSet, *, fit_template: bool = True, fit_trust: bo
         x0 += [0.0] * k
     if fit_trust:
         x0 += [0.2] + ([0.0] if trust_slope else [])
-    if identity:
+    if identity and identity_strength is None:
         x0 += [0.0] + ([0.0] if sigma_slope else [])
     x0 += [np.log(np.mean(evidence.q0 / np.maximum(evidence.dof, 1)))]
     fixed = np.zeros(k) if template is None else np.asarray(template, np.float64)
@@ -173,7 +179,8 @@ def calibrate(evidence: EvidenceSet, *, fit_template: bool = True, fit_trust: bo
         raise ValueError(f"template must be ({k},), got {fixed.shape}")
 
     with jax.enable_x64(True):
-        flags = (k, fit_template, fit_trust, trust_slope, sigma_slope, identity, jnp.asarray(fixed))
+        flags = (k, fit_template, fit_trust, trust_slope, sigma_slope, identity, jnp.asarray(fixed),
+                 None if identity_strength is None else float(identity_strength))
         ev = _device(evidence)
         x_m = jnp.asarray((d - m0) / m_scale)
 
