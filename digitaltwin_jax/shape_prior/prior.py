@@ -9,8 +9,9 @@
 * ``d`` the regressor's deviation from the ICT mean in identity coefficients (:func:`identity_coefficients`),
   ``m`` the embedding's Mahalanobis distance from the training renders, ``tau(m)`` the trusted fraction
   (the larger of the real photos' calibration and the guard's factor calibrated on renders);
-* ``sigma(m)`` the width the landmarks may move the head (the fit's identity prior,
-  ``omega_r lambda_identity = kappa^2 / sigma^2``).
+* ``sigma(m) (1 - g)`` the width the landmarks may move the head (the fit's identity prior,
+  ``omega_r lambda_identity = kappa^2 / sigma^2``), shrunk by the guard's factor ``g`` where renders
+  vouch for the regressor (``g = 1``: today's guarded start, no identity fit).
 
 All of it comes from one file, ``digitaltwin_jax/assets/shape_prior.json``, written by
 ``experiments/calibrate_prior.py`` from real photos' landmarks by empirical Bayes
@@ -131,14 +132,18 @@ class ShapePrior:
             trust, sigma, coeffs = 0.0, float(rule.sigma(rule.m0)), rule.template.copy()
         else:
             trust = float(rule.trust(distance, trust_floor))
-            sigma = float(rule.sigma(distance))
+            # where renders vouch for the regressor (guard factor g), they do not vouch for moving it
+            # by the landmarks: on set (b) the identity fit on top of the guarded regressor cost
+            # +0.23 mm (experiments/results/prior_armse_b_fit_width.json); the width shrinks to 0 at g = 1
+            sigma = float(rule.sigma(distance)) * (1.0 - float(np.clip(trust_floor, 0.0, 1.0)))
             coeffs = rule.template + trust * np.asarray(deviation, np.float64)[:rule.template.shape[0]]
         centre = np.asarray(model.vertices, np.float64) + np.tensordot(coeffs[:k], np.asarray(model.identity_basis[:k], np.float64), 1)
         info = {"template": name, "trust": trust, "identity_sigma": sigma, "landmark_noise_pct": rule.kappa,
                 "mahalanobis": None if deviation is None else float(distance),
                 "trust_from": "renders (guard)" if deviation is not None and trust_floor > float(rule.trust(distance))
                 else "real photos (calibration)"}
-        return IdentityPrior(centre.astype(np.float32), sigma, rule.kappa, self.landmark_weights(), info)
+        weights = self.landmark_weights() if sigma > 0 else None  # the identity's likelihood, when it is fitted
+        return IdentityPrior(centre.astype(np.float32), sigma, rule.kappa, weights, info)
 
     def to_json(self) -> dict:
         return {"default_template": self.default_template, "rules": {k: r.to_json() for k, r in self.rules.items()},

@@ -106,3 +106,13 @@ def test_trust_floor_from_the_guard(model):
     assert sp.prior(model, d, 24.0, trust_floor=0.9).info["trust"] == pytest.approx(0.9)
     p = sp.prior(model, d, 24.0, trust_floor=0.1)
     assert p.info["trust"] == pytest.approx(0.2) and p.info["trust_from"] == "real photos (calibration)"
+
+
+def test_width_shrinks_where_renders_vouch_for_the_regressor(model):
+    sp = _prior()
+    d = np.ones(100)
+    full = sp.prior(model, d, 24.0, trust_floor=0.0)
+    half = sp.prior(model, d, 24.0, trust_floor=0.5)
+    none = sp.prior(model, d, 24.0, trust_floor=1.0)
+    assert half.sigma == pytest.approx(0.5 * full.sigma)
+    assert none.sigma == 0.0 and none.landmark_weights is None and none.info["trust"] == 1.0
