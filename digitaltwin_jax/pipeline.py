@@ -40,7 +40,11 @@ class AvatarConfig:
     Attributes:
       resolution: head model resolution, ``"low"`` (<= 3,000 vertices, the paper's avatar) or ``"full"``.
       texture_size: side of the square diffuse map in pixels.
-      face_index: which detected face (0 = largest).
+      face_index: which detected face (0 = the first of :func:`~digitaltwin_jax.frontend.detect_faces`:
+        the largest clearly seen face).
+      landmarks: where the 68 landmarks come from: ``"mediapipe"`` (commercially usable models and
+        mapping) or ``"dlib"`` (dlib's 68-point model, non-commercial licence); None = the front
+        end's :data:`~digitaltwin_jax.frontend.DEFAULT_LANDMARKS`.
       seed: seed of every random choice (texture-bank perturbation).
       shape_source: ``"template"`` (the model's mean head), ``"fit"`` (identity coefficients fitted
         to the landmarks in the Gauss-Newton solve), ``"regressor"`` (the learned decoder, paper
@@ -64,6 +68,7 @@ class AvatarConfig:
     face_index: int = 0
     seed: int = 0
     shape_source: str = "auto"
+    landmarks: str | None = None
     preview_size: int = 256
     same_camera: bool | None = None
     force: bool = False
@@ -233,7 +238,7 @@ def _shape_source(name: str, warnings: list | None = None):
 
 
 def default_stages(config: AvatarConfig = AvatarConfig(), warnings: list | None = None) -> Stages:
-    """The shipped stages: dlib front end, shape source (:data:`SHAPE_SOURCES`), Gauss-Newton, UV texture.
+    """The shipped stages: front end (MediaPipe + dlib, :mod:`digitaltwin_jax.frontend`), shape source (:data:`SHAPE_SOURCES`), Gauss-Newton, UV texture.
 
     ``warnings``: a list that receives a message for every fallback taken while building the stages.
     """
@@ -243,7 +248,13 @@ def default_stages(config: AvatarConfig = AvatarConfig(), warnings: list | None 
     if config.fit or config.texture:  # same stage, other settings (the report names it the same)
         fit, tex = functools.partial(fit, config=config.fit), functools.partial(tex, config=config.texture)
         fit.name, tex.name = _default_fit.__name__, _default_texture.__name__
-    return Stages(detect=frontend.detect_faces, embed=frontend.identity_embedding,
+    detect = frontend.detect_faces
+    if config.landmarks is not None:
+        if config.landmarks not in frontend.LANDMARK_ROUTES:
+            raise ValueError(f"landmarks must be one of {frontend.LANDMARK_ROUTES}; got {config.landmarks!r}")
+        detect = functools.partial(frontend.detect_faces, landmarks=config.landmarks)
+        detect.name = f"detect_faces ({config.landmarks} landmarks)"
+    return Stages(detect=detect, embed=frontend.identity_embedding,
                   shape=_shape_source(config.shape_source, warnings), fit=fit, texture=tex, eyes=_default_eyes)
 
 
@@ -280,9 +291,9 @@ def reconstruct(image, *, config: AvatarConfig = AvatarConfig(), stages: Stages 
 
     t = time.perf_counter()
     faces = stages.detect(image)
-    if not 0 <= config.face_index < len(faces):
-        raise ValueError(f"face_index {config.face_index} out of range: {len(faces)} face(s) found")
-    face = faces[config.face_index]
+    from digitaltwin_jax.frontend.types import pick_face
+
+    face = pick_face(faces, config.face_index)  # FaceIndexError when out of range
     timings["detect"] = time.perf_counter() - t
 
     t = time.perf_counter()
