@@ -94,7 +94,8 @@ def _normalise(p, ref):
     return out, mu
 
 
-def fit_dense68(dense, truth, *, k: int = 8, yaw: bool = True, ridge: float = 1e-3, weights=None) -> Dense68:
+def fit_dense68(dense, truth, *, k: int = 8, yaw: bool = True, ridge: float = 1e-3, weights=None,
+                idx=None) -> Dense68:
     """Learn a :class:`Dense68` from samples.
 
     Args:
@@ -104,6 +105,7 @@ def fit_dense68(dense, truth, *, k: int = 8, yaw: bool = True, ridge: float = 1e
       yaw: also fit the yaw slopes ``b`` (else zeros).
       ridge: weight of the pull toward equal weights (in the eye-distance-normalised units).
       weights: optional ``(N,)`` sample weights.
+      idx: optional ``(68, k)`` mesh indices to use instead of the nearest ones.
 
     Returns:
       the fitted :class:`Dense68`.
@@ -134,7 +136,10 @@ def fit_dense68(dense, truth, *, k: int = 8, yaw: bool = True, ridge: float = 1e
         Pn[i] = sc * q @ R
         Tn[i] = sc * (T[i] - mu[i]) @ R
     mP, mT = Pn.mean(0), Tn.mean(0)
-    idx = np.argsort(np.linalg.norm(mT[:, None] - mP[None], axis=-1), axis=1)[:, :k]
+    if idx is None:
+        idx = np.argsort(np.linalg.norm(mT[:, None] - mP[None], axis=-1), axis=1)[:, :k]
+    idx = np.asarray(idx)
+    k = idx.shape[1]
     f = yaw_feature(P)
     A = np.zeros((68, k))
     B = np.zeros((68, k))
