@@ -248,12 +248,11 @@ def default_stages(config: AvatarConfig = AvatarConfig(), warnings: list | None 
     if config.fit or config.texture:  # same stage, other settings (the report names it the same)
         fit, tex = functools.partial(fit, config=config.fit), functools.partial(tex, config=config.texture)
         fit.name, tex.name = _default_fit.__name__, _default_texture.__name__
-    detect = frontend.detect_faces
-    if config.landmarks is not None:
-        if config.landmarks not in frontend.LANDMARK_ROUTES:
-            raise ValueError(f"landmarks must be one of {frontend.LANDMARK_ROUTES}; got {config.landmarks!r}")
-        detect = functools.partial(frontend.detect_faces, landmarks=config.landmarks)
-        detect.name = f"detect_faces ({config.landmarks} landmarks)"
+    route = frontend.DEFAULT_LANDMARKS if config.landmarks is None else config.landmarks
+    if route not in frontend.LANDMARK_ROUTES:
+        raise ValueError(f"landmarks must be one of {frontend.LANDMARK_ROUTES}; got {config.landmarks!r}")
+    detect = functools.partial(frontend.detect_faces, landmarks=route)
+    detect.name = f"detect_faces ({route} landmarks)"  # the report's stage name says which route
     return Stages(detect=detect, embed=frontend.identity_embedding,
                   shape=_shape_source(config.shape_source, warnings), fit=fit, texture=tex, eyes=_default_eyes)
 
