@@ -235,7 +235,8 @@ def _default_frontend_config() -> dict:
     return {
         "name": f"MergedDetector (BlazeFace + dlib HOG, Face Mesh; {DEFAULT_LANDMARKS} 68 points) + ResNet v1 "
                 "(digitaltwin_jax.frontend)",
-        "detection": dataclasses.asdict(MergedConfig(landmarks=DEFAULT_LANDMARKS)),
+        "detection": dataclasses.asdict(MergedConfig(landmarks=DEFAULT_LANDMARKS).hog),
+        "merged": {k: v for k, v in dataclasses.asdict(MergedConfig(landmarks=DEFAULT_LANDMARKS)).items() if k != "hog"},
         "refine": dataclasses.asdict(RefineConfig()),
         "min_eye_distance": DEFAULT_MIN_EYE_DISTANCE,
         "models": models,
