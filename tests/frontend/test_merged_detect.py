@@ -117,7 +117,11 @@ def three_quarter_render():
     return res.image, np.asarray(res.landmarks, np.float64)
 
 
-def test_two_people_one_turned_three_quarters(astronaut_rgb, three_quarter_render):
+BOTH = ["mediapipe", "dlib"]
+
+
+@pytest.mark.parametrize("route", BOTH)
+def test_two_people_one_turned_three_quarters(astronaut_rgb, three_quarter_render, route):
     render, truth = three_quarter_render
     s = 1.6  # the turned face is the larger one, as in the photo
     big = cv2.resize(render, None, fx=s, fy=s, interpolation=cv2.INTER_LINEAR)
@@ -125,14 +129,15 @@ def test_two_people_one_turned_three_quarters(astronaut_rgb, three_quarter_rende
     canvas[:512, :512] = astronaut_rgb
     canvas[60 : 60 + big.shape[0], 552 : 552 + big.shape[1]] = big
     truth = truth * s + [552, 60]
-    faces = detect_faces(canvas)
+    faces = detect_faces(canvas, landmarks=route)
     assert len(faces) == 2
     turned = [f for f in faces if _contains(f.box, truth[[36, 45, 30]], margin=20)]
     frontal = [f for f in faces if _contains(f.box, MANUAL[:3])]
     assert len(turned) == 1 and len(frontal) == 1
     w = np.linalg.norm(truth[36] - truth[45])
     err = np.linalg.norm(turned[0].landmarks - truth, axis=1)[17:].mean() / w  # inner points; the jaw is a silhouette
-    assert err < 0.12, err  # measured ~5 %: the mapping on a render like its training renders
+    # measured 2.7 % (mediapipe: the mapping on a render like its training renders) and 4.6 % (dlib)
+    assert err < {"mediapipe": 0.08, "dlib": 0.12}[route], err
     np.testing.assert_allclose(_eye_centres(frontal[0]), MANUAL[:2], atol=0.15 * IOD)
     assert_never_drops_plain_dlib(canvas, faces)
 
@@ -204,25 +209,27 @@ def test_face_like_drawing_does_not_win(astronaut_rgb, route):
     assert_never_drops_plain_dlib(canvas, faces)
 
 
-def test_40px_face(astronaut_rgb):
+@pytest.mark.parametrize("route", BOTH)
+def test_40px_face(astronaut_rgb, route):
     canvas = np.full((960, 1280, 3), 110, np.uint8)
     s = 40.0 / FACE_WIDTH
     truth, _ = _paste(canvas, astronaut_rgb, s, (700, 500))
     with pytest.raises(FaceTooSmallError, match="minimum is 32 px"):  # found, and said to be too small
-        detect_faces(canvas)
-    faces = detect_faces(canvas, min_eye_distance=0)
+        detect_faces(canvas, landmarks=route)
+    faces = detect_faces(canvas, landmarks=route, min_eye_distance=0)
     assert len(faces) >= 1 and _contains(faces[0].box, truth[:3], margin=4)
     np.testing.assert_allclose(_eye_centres(faces[0]), truth[:2], atol=0.25 * s * IOD)
     assert_never_drops_plain_dlib(canvas, faces)
 
 
-def test_30_degree_roll(astronaut_rgb):
+@pytest.mark.parametrize("route", BOTH)
+def test_30_degree_roll(astronaut_rgb, route):
     canvas = np.full((800, 800, 3), 128, np.uint8)
     canvas[144:656, 144:656] = astronaut_rgb
     M = cv2.getRotationMatrix2D((400.0, 400.0), 30, 1.0)  # OpenCV: pixel centres at integers
     rolled = cv2.warpAffine(canvas, M, (800, 800), flags=cv2.INTER_LINEAR, borderValue=(128, 128, 128))
     truth = (MANUAL + 144 - 0.5) @ M[:, :2].T + M[:, 2] + 0.5
-    faces = detect_faces(rolled)
+    faces = detect_faces(rolled, landmarks=route)
     assert len(faces) == 1
     f = faces[0]
     np.testing.assert_allclose(_eye_centres(f), truth[:2], atol=0.12 * IOD)
@@ -233,10 +240,11 @@ def test_30_degree_roll(astronaut_rgb):
     assert_never_drops_plain_dlib(rolled, faces)
 
 
-def test_faces_carry_dense_points_and_irises(astronaut_rgb):
+@pytest.mark.parametrize("route", BOTH)
+def test_faces_carry_dense_points_and_irises(astronaut_rgb, route):
     import pickle
 
-    f = detect_faces(astronaut_rgb)[0]
+    f = detect_faces(astronaut_rgb, landmarks=route)[0]
     assert f.dense.shape == (468, 2) and f.dense.dtype == np.float32
     assert f.irises.shape == (2, 5, 2) and f.irises.dtype == np.float32
     g = pickle.loads(pickle.dumps(f))  # crosses the helper process
@@ -251,7 +259,7 @@ def test_landmark_routes_agree_on_the_example_photo(astronaut_rgb):
     mp = detect_faces(astronaut_rgb, landmarks="mediapipe")[0]
     dl = detect_faces(astronaut_rgb, landmarks="dlib")[0]
     assert mp.dense is not None and dl.dense is not None
-    # the two routes are independent models: measured 3.6 % (68 points), 2.7 % (inner points)
+    # the two routes are independent models: measured 3.9 % (68 points)
     assert normalised_mean_error(mp.landmarks, dl.landmarks) < 6.0
     np.testing.assert_allclose(_eye_centres(mp), MANUAL[:2], atol=0.1 * IOD)
     with pytest.raises(ValueError, match="landmarks must be one of"):
