@@ -8,7 +8,9 @@ second crop from the first mesh, as MediaPipe's tracking does).  Writes ``dense`
 ``truth`` (N, 68, 2) (projected landmark vertices, corner-origin pixels), ``presence`` (N,),
 ``yaw_deg`` (N,) to the npz named on the command line; with ``--dlib`` also ``dlib`` (N, 68, 2): dlib's
 68-point predictor (coarse-to-fine, on the ground truth's dlib-like box), NaN where it was not run,
-for comparing both routes against the same ground truth.
+for comparing both routes against the same ground truth; with ``--geometry`` also each render's
+``vertices`` (N, V, 3), ``rotation`` (N, 3, 3), ``translation`` (N, 3) and ``K`` (N, 3, 3) (the dense
+correspondence of ``experiments/dense_correspondence.py``).
 
     python experiments/dense68_data.py /tmp/dense68_train.npz --count 400 --seed 1
 """
@@ -29,6 +31,8 @@ def main(argv=None):
     ap.add_argument("--size", type=int, default=384)
     ap.add_argument("--max-yaw", type=float, default=40.0)
     ap.add_argument("--dlib", action="store_true")
+    ap.add_argument("--geometry", action="store_true",
+                    help="also save each render's head vertices (V, 3), rotation, translation and K")
     args = ap.parse_args(argv)
 
     from digitaltwin_jax import load_head_model
@@ -52,7 +56,7 @@ def main(argv=None):
         from digitaltwin_jax.frontend.refine import CoarseToFinePredictor
 
         dlib68 = CoarseToFinePredictor(DlibShapePredictor())
-    dense, truth, pres, yaws, dl = [], [], [], [], []
+    dense, truth, pres, yaws, dl, geo = [], [], [], [], [], []
     t0 = time.time()
     for i in range(args.count):
         scene = sample_scene(i, args.seed, cfg, src, m, len(bank))
@@ -65,11 +69,18 @@ def main(argv=None):
         p, pr = mesh(res.image, *mesh_roi_from_points(p))
         dense.append(p[:, :2]); truth.append(gt); pres.append(pr)
         dl.append(dlib68(res.image, dlib_like_box(p[:, :2])) if args.dlib else np.full((68, 2), np.nan))
+        if args.geometry:
+            geo.append((np.asarray(scene.vertices, np.float32), np.asarray(scene.rotation, np.float32),
+                        np.asarray(scene.translation, np.float32), np.asarray(scene.K, np.float32)))
         yaws.append(float(scene.euler_deg[1]))
         if i % 25 == 0:
             print(i, f"{time.time() - t0:.0f} s", flush=True)
+    extra = {}
+    if args.geometry:
+        extra = {k: np.array([g[i] for g in geo]) for i, k in enumerate(("vertices", "rotation", "translation", "K"))}
     np.savez_compressed(args.out, dense=np.array(dense, np.float32), truth=np.array(truth, np.float32),
-                        presence=np.array(pres, np.float32), yaw_deg=np.array(yaws, np.float32), dlib=np.array(dl, np.float32))
+                        presence=np.array(pres, np.float32), yaw_deg=np.array(yaws, np.float32),
+                        dlib=np.array(dl, np.float32), **extra)
 
 
 if __name__ == "__main__":
