@@ -106,7 +106,7 @@ def detect_faces(
         hint = ""
         if hasattr(det, "smallest_detectable"):
             hint = (
-                f"; the detector looks for roughly frontal, upright faces at least "
+                f"; the detector looks for {getattr(det, 'looks_for', 'roughly frontal, upright faces')} at least "
                 f"{det.smallest_detectable((h, w)):.0f} px wide"
             )
         raise NoFaceError(f"no face found in the {w} x {h} image{hint}")

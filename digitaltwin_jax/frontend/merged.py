@@ -106,6 +106,7 @@ class MergedDetector:
     """
 
     ordered = True  # detect_faces keeps this detector's order (see the module docstring)
+    looks_for = "faces up to about three-quarter view, any roll,"  # NoFaceError's hint
 
     def __init__(self, config: MergedConfig = MergedConfig(), *, hog=None, dlib68=None):
         from digitaltwin_jax.frontend.mediapipe_models import BlazeFace, FaceMesh, IrisModel
