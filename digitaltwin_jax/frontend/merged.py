@@ -131,7 +131,6 @@ class MergedDetector:
         self.hog = hog or None
         self._dense68 = None
         self._five_point = None
-        self._fitted = {}
         if config.landmarks == "mediapipe":
             from digitaltwin_jax.frontend.dense68 import Dense68
 
@@ -158,8 +157,9 @@ class MergedDetector:
                     kinds += ["full"] * len(d)
         return Detections.concatenate(found), kinds
 
-    def candidates(self, image: np.ndarray) -> list[_Candidate]:
-        """Every candidate with its mesh (before merging).
+    def candidates(self, image: np.ndarray, fitted: dict | None = None) -> list[_Candidate]:
+        """Every candidate with its mesh (before merging); ``fitted`` receives the dlib 68-point fits
+        the HOG search computed on the way (``{box bytes: (landmarks, inconsistency)}``).
 
         BlazeFace detections overlapping a better-scored one (IoU > 0.3, e.g. the same face seen in
         two tiles) are not meshed again; a HOG box that matches an already meshed face (IoU > 0.5
@@ -178,9 +178,9 @@ class MergedDetector:
             taken.append(b)
             dense, presence = self._mesh(image, *mesh_roi_from_keypoints(b, dets.keypoints[i]))
             out.append(_Candidate(kinds[i], b, float(dets.scores[i]), dense, presence))
-        self._fitted = {}
+        fitted = {} if fitted is None else fitted
         if self.hog is not None:
-            boxes, scores = (self.hog._search(image, self._fitted) if hasattr(self.hog, "_search")
+            boxes, scores = (self.hog._search(image, fitted) if hasattr(self.hog, "_search")
                              else self.hog(image))
             meshed = [dlib_like_box(c.dense[:, :2]) for c in out]
             for b, s in zip(np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(scores).reshape(-1)):
@@ -202,7 +202,8 @@ class MergedDetector:
 
     # -- merging -------------------------------------------------------------------------------------
     def __call__(self, image: np.ndarray) -> list[Face]:
-        cands = self.candidates(image)
+        fitted: dict = {}  # dlib 68-point fits of this call, by box
+        cands = self.candidates(image, fitted)
         if not cands:
             return []
         faces = _merge(cands, self.config.dedupe_iou)
@@ -211,19 +212,19 @@ class MergedDetector:
         for f in faces:
             ok = f.presence >= cfg.min_presence
             if not ok and cfg.landmarks == "dlib" and f.hog_box is not None and f.hog_score >= cfg.hog_min_score:
-                ok = self._dlib_fit(image, f.hog_box)[1] <= cfg.max_inconsistency
+                ok = self._dlib_fit(image, f.hog_box, fitted)[1] <= cfg.max_inconsistency
             fits.append(ok)
         chosen = [f for f, ok in zip(faces, fits) if ok] or faces
-        result = [self._face(image, f) for f in chosen]
+        result = [self._face(image, f, fitted) for f in chosen]
         area = [-r.area for r in result]
         if len(result) > 1:  # the mirror test only orders faces; it never drops one
-            steady = [self.inconsistency(image, f) <= cfg.max_inconsistency for f in chosen]
+            steady = [self.inconsistency(image, f, fitted) <= cfg.max_inconsistency for f in chosen]
             order = sorted(range(len(result)), key=lambda i: (not steady[i], area[i]))
         else:
             order = [0]
         return [result[i] for i in order]
 
-    def inconsistency(self, image: np.ndarray, c: _Candidate) -> float:
+    def inconsistency(self, image: np.ndarray, c: _Candidate, fitted: dict | None = None) -> float:
         """Mirror test of a candidate, % of the eye distance: on the ``"dlib"`` route the 68-point flip
         inconsistency of :class:`~.refine.CoarseToFinePredictor`; on the ``"mediapipe"`` route that of
         dlib's public-domain 5-point model, on a chip made upright by the mesh's eye line.
@@ -235,7 +236,7 @@ class MergedDetector:
         """
         if self.config.landmarks == "dlib":
             box = c.hog_box if c.hog_box is not None else dlib_like_box(c.dense[:, :2])
-            return float(self._dlib_fit(image, box)[1])
+            return float(self._dlib_fit(image, box, {} if fitted is None else fitted)[1])
         return five_point_inconsistency(image, c.dense[:, :2], self._five())
 
     def _five(self):
@@ -245,17 +246,17 @@ class MergedDetector:
             self._five_point = DlibFivePointPredictor()
         return self._five_point
 
-    def _dlib_fit(self, image, box):
+    def _dlib_fit(self, image, box, fitted: dict):
         key = np.asarray(box, np.float32).tobytes()
-        if key not in self._fitted:
-            self._fitted[key] = self._dlib68.predict_with_consistency(image, np.asarray(box, np.float32))
-        return self._fitted[key]
+        if key not in fitted:
+            fitted[key] = self._dlib68.predict_with_consistency(image, np.asarray(box, np.float32))
+        return fitted[key]
 
-    def _face(self, image, c: _Candidate) -> Face:
+    def _face(self, image, c: _Candidate, fitted: dict) -> Face:
         dense = c.dense[:, :2]
         box = c.hog_box if c.hog_box is not None else dlib_like_box(dense)
         if self.config.landmarks == "dlib":
-            lm = self._dlib_fit(image, box)[0]
+            lm = self._dlib_fit(image, box, fitted)[0]
         else:
             lm = self._dense68(dense)
         irises = self.iris(image, dense) if self.iris is not None else None
