@@ -433,8 +433,9 @@ def build_parser() -> argparse.ArgumentParser:
     av.add_argument("--resolution", choices=("low", "full"), default="low")
     av.add_argument("--texture-size", type=int, default=2048)
     av.add_argument("--face-index", type=int, default=0,
-                    help="which face when several: faces are numbered from 0, largest first (the box "
-                         "area); an index not found exits with code 9")
+                    help="which face when several: faces are numbered from 0, clearly seen (roughly "
+                         "frontal) faces first, largest first within each group; an index not found exits "
+                         "with code 9")
     av.add_argument("--landmarks", choices=("mediapipe", "dlib"), default=None,
                     help="where the 68 landmarks come from: mediapipe (MediaPipe's 468-point mesh mapped to "
                          "68 points; Apache-2.0 models, commercially usable) or dlib (dlib's 68-point model, "

@@ -131,8 +131,8 @@ class Stages:
     """The swappable steps of the pipeline.
 
     Attributes:
-      detect: ``image (H,W,3) uint8 -> list[Face]`` sorted largest first (raises NoFaceError /
-        FaceTooSmallError).
+      detect: ``image (H,W,3) uint8 -> list[Face]`` in detect_faces order, index 0 the default face
+        (raises NoFaceError / FaceTooSmallError).
       embed: ``(image, face) -> (D,) float32`` identity embedding.
       shape: ``(image, face, embedding, model) -> (V,3) mm or None``; None means "fit identity
         coefficients to the landmarks" inside the Gauss-Newton solve.

@@ -1,5 +1,5 @@
 """``--face-index`` out of range (issue 28): a one-line error naming the faces found, exit code 9, no
-traceback, nothing written; faces are numbered largest first."""
+traceback, nothing written."""
 import subprocess
 import sys
 from pathlib import Path
@@ -37,7 +37,7 @@ def test_out_of_range_face_index_is_a_clear_error(two_faces, tmp_path, index):
     lines = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
     assert len(lines) == 1, r.stderr
     assert f"face index {index} is out of range: 2 face(s) found" in lines[0]
-    assert "largest first" in lines[0] and "0 to 1" in lines[0]
+    assert "numbered from 0" in lines[0] and "0 to 1" in lines[0]
     assert not out.exists()
 
 

@@ -73,7 +73,7 @@ class Face:
 
     @property
     def area(self) -> float:
-        """Box area in square pixels (faces are sorted by it, largest first)."""
+        """Box area in square pixels (detect_faces orders faces by it, largest first, within its groups)."""
         return float((self.box[2] - self.box[0]) * (self.box[3] - self.box[1]))
 
     @property
@@ -115,7 +115,8 @@ class FaceIndexError(FrontendError):
     """The requested face index is not among the faces found.
 
     Faces are numbered from 0 in the order :func:`~digitaltwin_jax.frontend.detect_faces` returns
-    them: largest box first.
+    them: with the default detector, faces passing its mirror test (clearly seen, roughly frontal)
+    first, largest box first within each group.
 
     Attributes:
       index: the requested index.
@@ -127,8 +128,8 @@ class FaceIndexError(FrontendError):
         self.count = int(count)
         valid = "0" if self.count == 1 else f"0 to {self.count - 1}"
         super().__init__(
-            f"face index {self.index} is out of range: {self.count} face(s) found (numbered from 0, "
-            f"largest first); choose {valid}"
+            f"face index {self.index} is out of range: {self.count} face(s) found (numbered from 0: "
+            f"clearly seen faces first, then by size); choose {valid}"
         )
 
     def __reduce__(self):  # picklable (it crosses from the front end's helper process)
