@@ -29,8 +29,8 @@ __all__ = ["DEFAULT_LANDMARKS", "DEFAULT_MIN_EYE_DISTANCE", "LANDMARK_ROUTES", "
 LANDMARK_ROUTES = ("mediapipe", "dlib")
 DEFAULT_LANDMARKS = "dlib"
 """Route of the 68 points when none is given.  Still ``"dlib"`` (non-commercial): on the fidelity
-benchmark's in-distribution set the default shape source (guarded regressor + fit) is 0.07 mm
-[0.005, 0.13] worse with ``"mediapipe"`` (its identity embeddings are aligned by other 68 points than
+benchmark's in-distribution set the default shape source (guarded regressor + fit) is 0.045 mm
+[0.017, 0.074] worse with ``"mediapipe"`` (64 renders) (its identity embeddings are aligned by other 68 points than
 the regressor was trained with), while pose, reprojection and neutral-expression errors are better;
 see docs/incoming/issue28.md.  Switching is this one line once the regressor and its guard are
 retrained on the mediapipe route's embeddings."""
