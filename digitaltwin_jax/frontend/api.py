@@ -20,13 +20,19 @@ import functools
 
 import numpy as np
 
-from digitaltwin_jax.frontend.types import Face, FaceDetector, FaceTooSmallError, IdentityEncoder, NoFaceError
+from digitaltwin_jax.frontend.types import (
+    LANDMARK_ROUTES,
+    Face,
+    FaceDetector,
+    FaceTooSmallError,
+    IdentityEncoder,
+    NoFaceError,
+)
 from digitaltwin_jax.io.images import to_uint8_rgb
 
 __all__ = ["DEFAULT_LANDMARKS", "DEFAULT_MIN_EYE_DISTANCE", "LANDMARK_ROUTES", "default_detector", "default_encoder",
            "detect_faces", "identity_embedding"]
 
-LANDMARK_ROUTES = ("mediapipe", "dlib")
 DEFAULT_LANDMARKS = "dlib"
 """Route of the 68 points when none is given.  Still ``"dlib"`` (non-commercial): on the fidelity
 benchmark's in-distribution set the default shape source (guarded regressor + fit) is 0.045 mm

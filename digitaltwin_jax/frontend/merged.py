@@ -37,9 +37,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from digitaltwin_jax.frontend.api import LANDMARK_ROUTES
 from digitaltwin_jax.frontend.pipeline import DetectionConfig
-from digitaltwin_jax.frontend.types import Face
+from digitaltwin_jax.frontend.types import LANDMARK_ROUTES, Face
 
 __all__ = ["MergedConfig", "MergedDetector", "dlib_like_box", "five_point_inconsistency"]
 

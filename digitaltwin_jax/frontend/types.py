@@ -20,6 +20,7 @@ import numpy as np
 from digitaltwin_jax.frontend.landmarks68 import outer_eye_distance
 
 __all__ = [
+    "LANDMARK_ROUTES",
     "Face",
     "FrontendError",
     "NoFaceError",
@@ -30,6 +31,10 @@ __all__ = [
     "BoxDetector",
     "LandmarkPredictor",
 ]
+
+
+LANDMARK_ROUTES = ("mediapipe", "dlib")
+"""Where the 68 points can come from: MediaPipe's mesh through the learned mapping, or dlib's model."""
 
 
 @dataclass(frozen=True, eq=False)
