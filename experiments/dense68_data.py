@@ -12,6 +12,9 @@ for comparing both routes against the same ground truth; with ``--geometry`` als
 ``vertices`` (N, V, 3), ``rotation`` (N, 3, 3), ``translation`` (N, 3) and ``K`` (N, 3, 3) (the dense
 correspondence of ``experiments/dense_correspondence.py``).
 
+It writes no results file: its output is the training or test data for ``experiments/dense68_fit.py``
+and ``experiments/dense_correspondence.py``, in the npz named on the command line.
+
     python experiments/dense68_data.py /tmp/dense68_train.npz --count 400 --seed 1
 """
 from __future__ import annotations

@@ -5,6 +5,9 @@ seeds, so different heads, expressions and poses).  Prints the held-out error (N
 outer-eye-corner distance; all 68 points, inner 17-67, jaw 0-16) of several variants, and with
 ``--save`` writes the chosen one to ``digitaltwin_jax/assets/dense_to_68.npz``.
 
+It writes no results file (the numbers are printed and quoted in ``docs/packages/frontend.md``); its
+only output is the asset.
+
     python experiments/dense68_fit.py /tmp/d68_train.npz /tmp/d68_test.npz --save
 """
 from __future__ import annotations

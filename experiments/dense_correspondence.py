@@ -14,6 +14,10 @@ Then, on held-out renders:
 This is the correspondence + noise model the issue asks for before dense points may enter the fit;
 wiring them into the landmark term (energies, fitting) is not done here.
 
+It writes no results file under ``experiments/results/``: the summary is printed (quoted in
+``docs/packages/frontend.md``), and ``--out`` writes the correspondence itself, shipped as
+``digitaltwin_jax/assets/dense_correspondence_low.npz``.
+
     python experiments/dense_correspondence.py /tmp/dc_train.npz /tmp/dc_test.npz --out FILE.npz
 """
 from __future__ import annotations

@@ -9,6 +9,9 @@ against the true ones (ARMSE at d = 95 mm, paired route differences with 95 % t 
 with the landmark error against the projected true landmark vertices, the fit's reprojection
 RMSE, the pose error and the summed expression weights.
 
+It writes no results file under ``experiments/results/``: the table is printed (quoted in
+``docs/packages/frontend.md``), and ``--out`` saves it as JSON where you name.
+
     python experiments/landmark_route_fidelity.py --count 24 --root /tmp/route_fid --out /tmp/route_fid.json
 """
 from __future__ import annotations
