@@ -38,7 +38,7 @@ DEFAULT_LANDMARKS = "dlib"
 benchmark's in-distribution set the default shape source (guarded regressor + fit) is 0.045 mm
 [0.017, 0.074] worse with ``"mediapipe"`` (64 renders) (its identity embeddings are aligned by other 68 points than
 the regressor was trained with), while pose, reprojection and neutral-expression errors are better;
-see docs/incoming/issue28.md.  Switching is this one line once the regressor and its guard are
+see the front-end page of the docs (docs/packages/frontend.md).  Switching is this one line once the regressor and its guard are
 retrained on the mediapipe route's embeddings."""
 
 DEFAULT_MIN_EYE_DISTANCE = 32.0

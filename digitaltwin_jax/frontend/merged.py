@@ -90,7 +90,8 @@ class _Candidate:
 
 
 class MergedDetector:
-    """``detector(image (H, W, 3) uint8) -> list[Face]`` (see the module docstring), largest box first.
+    """``detector(image (H, W, 3) uint8) -> list[Face]``: clearly seen faces first, then the others,
+    largest box first within each group (see the module docstring).
 
     Every :class:`~.types.Face` has ``landmarks (68, 2)``, ``dense (468, 2)`` and (with
     ``config.irises``) ``irises (2, 5, 2)``, all in input-image pixels; ``score`` is the Face Mesh

@@ -172,7 +172,7 @@ def low_contrast_scene(astronaut_rgb):
 # it (3.4-4.2 % against 0.6-1.7 % on the real faces here), and that model is non-commercial.  Nothing
 # commercially usable that we tried (mesh presence logit, mesh mirror test, iris size, shading against
 # the mesh's normals, identity-embedding distances) separates it from real three-quarter, small or
-# low-contrast faces (docs/incoming/issue28.md): on the MediaPipe route it is returned first.
+# low-contrast faces (docs/packages/frontend.md): on the MediaPipe route it is returned first.
 _NO_DRAWING_TEST = pytest.mark.xfail(strict=True, reason="mediapipe route: no commercially usable test "
                                      "tells the face-like drawing from a real face (see the comment above)")
 ROUTES = ["dlib", pytest.param("mediapipe", marks=_NO_DRAWING_TEST)]
