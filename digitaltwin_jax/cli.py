@@ -5,7 +5,8 @@ Argument parsing, progress and exit codes only; the work is in :mod:`digitaltwin
 Exit codes (also listed by ``digitaltwin avatar --help``):
   0 success; 1 unexpected internal error; 2 bad command line; 3 unreadable file or not an image;
   4 no face found; 5 face too small; 6 fitting failed; 7 batch finished with some failed photos;
-  8 the output cannot be written (exists without --overwrite, read-only, disk full).
+  8 the output cannot be written (exists without --overwrite, read-only, disk full); 9 --face-index is
+  not among the faces found.
 
 JAX compiles the fitting solver on first use (the cold-start cost).  The command keeps a persistent
 compilation cache in ``$DIGITALTWIN_CACHE_DIR`` (default ``$XDG_CACHE_HOME/digitaltwin_jax/jax`` or
@@ -23,6 +24,7 @@ from pathlib import Path
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_UNREADABLE, EXIT_NO_FACE, EXIT_FACE_TOO_SMALL, EXIT_FIT_FAILED, EXIT_BATCH_PARTIAL = range(8)
 EXIT_OUTPUT = 8
+EXIT_FACE_INDEX = 9
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 
@@ -128,6 +130,8 @@ def _error_code(exc: BaseException) -> int:
 
     if isinstance(exc, errors.ImageReadError):
         return EXIT_UNREADABLE
+    if isinstance(exc, errors.FaceIndexError):
+        return EXIT_FACE_INDEX
     if isinstance(exc, errors.FaceTooSmallError):
         return EXIT_FACE_TOO_SMALL
     if isinstance(exc, errors.NoFaceError):
@@ -146,6 +150,7 @@ def _avatar_config(args):
         resolution=args.resolution,
         texture_size=args.texture_size,
         face_index=args.face_index,
+        landmarks=args.landmarks,
         seed=args.seed,
         shape_source=args.shape_source,
         template=args.template,
@@ -183,7 +188,7 @@ def _cmd_avatar(args) -> int:
         # before JAX is imported (see frontend.process)
         from digitaltwin_jax.frontend.process import start
 
-        front_end = start(args.photo[0], args.face_index)
+        front_end = start(args.photo[0], args.face_index, args.landmarks)
     cache = enable_compilation_cache()
     if args.batch is not None:
         return _cmd_batch(args)
@@ -401,6 +406,12 @@ def _finish_batch(out_root: Path, done: int, skipped: int, failed: dict, warned:
     return EXIT_BATCH_PARTIAL if failed else EXIT_OK
 
 
+def _default_landmarks() -> str:
+    from digitaltwin_jax.frontend.api import DEFAULT_LANDMARKS
+
+    return DEFAULT_LANDMARKS
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``digitaltwin`` argument parser: ``avatar``, and ``synth`` / ``augment`` / ``regressor`` / ``build-model``, which hand over to their own."""
     ap = argparse.ArgumentParser(prog="digitaltwin", description="Single-photo 3D head avatars (Digital Twin, in JAX).")
@@ -409,7 +420,8 @@ def build_parser() -> argparse.ArgumentParser:
         "avatar", help="photo in, textured head avatar out",
         description="Reconstruct a textured, animatable head avatar from one photo.",
         epilog="exit codes: 0 ok, 1 internal error, 2 usage, 3 unreadable file / not an image, "
-               "4 no face, 5 face too small, 6 fitting failed, 7 batch with failures, 8 output not writable",
+               "4 no face, 5 face too small, 6 fitting failed, 7 batch with failures, 8 output not writable, "
+               "9 --face-index not among the faces found",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     av.add_argument("photo", nargs="*", help="input photo (JPEG/PNG/...); several photos of one person make one "
                                              "avatar (shared head, texture fused from all photos)")
@@ -426,7 +438,14 @@ def build_parser() -> argparse.ArgumentParser:
                          "CPU, at most one per photo; 1 = in this process); with --ray: Ray workers")
     av.add_argument("--resolution", choices=("low", "full"), default="low")
     av.add_argument("--texture-size", type=int, default=2048)
-    av.add_argument("--face-index", type=int, default=0, help="which face when several (0 = largest)")
+    av.add_argument("--face-index", type=int, default=0,
+                    help="which face when several: faces are numbered from 0, clearly seen (roughly "
+                         "frontal) faces first, largest first within each group; an index not found exits "
+                         "with code 9")
+    av.add_argument("--landmarks", choices=("mediapipe", "dlib"), default=None,
+                    help="where the 68 landmarks come from: mediapipe (MediaPipe's 468-point mesh mapped to "
+                         "68 points; Apache-2.0 models, commercially usable) or dlib (dlib's 68-point model, "
+                         "trained on iBUG 300-W: non-commercial use only); default: %s" % _default_landmarks())
     av.add_argument("--seed", type=int, default=0)
     av.add_argument("--shape-source", default="auto",
                     choices=("auto", "template", "fit", "regressor", "guarded", "calibrated"),

@@ -2,6 +2,7 @@
 
 * :class:`ImageReadError` -- unreadable, truncated or non-image file (from :mod:`digitaltwin_jax.io.images`).
 * :class:`NoFaceError`, :class:`FaceTooSmallError` -- the photo cannot be used (from the front end).
+* :class:`FaceIndexError` -- the requested face index (``--face-index``) is not among the faces found.
 * :class:`FitError` -- the non-rigid fit could not produce a valid result (degenerate landmarks,
   non-finite values).
 * :class:`OutputError` -- the output folder cannot be written (:class:`OutputExistsError`: it exists
@@ -11,7 +12,7 @@ All derive from ``ValueError`` (the two output errors also from ``FileExistsErro
 """
 from __future__ import annotations
 
-from digitaltwin_jax.frontend.types import FaceTooSmallError, FrontendError, NoFaceError
+from digitaltwin_jax.frontend.types import FaceIndexError, FaceTooSmallError, FrontendError, NoFaceError
 from digitaltwin_jax.io.images import ImageReadError
 
 
@@ -31,5 +32,5 @@ class OutputWriteError(OutputError, OSError):
     """Writing failed (permission denied, disk full, a file where a folder should be, ...)."""
 
 
-__all__ = ["ImageReadError", "FrontendError", "NoFaceError", "FaceTooSmallError", "FitError", "OutputError",
+__all__ = ["ImageReadError", "FrontendError", "NoFaceError", "FaceTooSmallError", "FaceIndexError", "FitError", "OutputError",
            "OutputExistsError", "OutputWriteError"]

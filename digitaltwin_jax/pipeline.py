@@ -40,7 +40,11 @@ class AvatarConfig:
     Attributes:
       resolution: head model resolution, ``"low"`` (<= 3,000 vertices, the paper's avatar) or ``"full"``.
       texture_size: side of the square diffuse map in pixels.
-      face_index: which detected face (0 = largest).
+      face_index: which detected face (0 = the first of :func:`~digitaltwin_jax.frontend.detect_faces`:
+        the largest clearly seen face).
+      landmarks: where the 68 landmarks come from: ``"mediapipe"`` (commercially usable models and
+        mapping) or ``"dlib"`` (dlib's 68-point model, non-commercial licence); None = the front
+        end's :data:`~digitaltwin_jax.frontend.DEFAULT_LANDMARKS`.
       seed: seed of every random choice (texture-bank perturbation).
       shape_source: ``"template"`` (the model's mean head), ``"fit"`` (identity coefficients fitted
         to the landmarks in the Gauss-Newton solve), ``"regressor"`` (the learned decoder, paper
@@ -72,6 +76,7 @@ class AvatarConfig:
     seed: int = 0
     shape_source: str = "auto"
     template: str | None = None
+    landmarks: str | None = None
     preview_size: int = 256
     same_camera: bool | None = None
     force: bool = False
@@ -134,8 +139,8 @@ class Stages:
     """The swappable steps of the pipeline.
 
     Attributes:
-      detect: ``image (H,W,3) uint8 -> list[Face]`` sorted largest first (raises NoFaceError /
-        FaceTooSmallError).
+      detect: ``image (H,W,3) uint8 -> list[Face]`` in detect_faces order, index 0 the default face
+        (raises NoFaceError / FaceTooSmallError).
       embed: ``(image, face) -> (D,) float32`` identity embedding.
       shape: ``(image, face, embedding, model) -> (V,3) mm or None``; None means "fit identity
         coefficients to the landmarks" inside the Gauss-Newton solve.
@@ -261,7 +266,7 @@ def _shape_source(name: str, warnings: list | None = None, template: str | None 
 
 
 def default_stages(config: AvatarConfig = AvatarConfig(), warnings: list | None = None) -> Stages:
-    """The shipped stages: dlib front end, shape source (:data:`SHAPE_SOURCES`), Gauss-Newton, UV texture.
+    """The shipped stages: front end (MediaPipe + dlib, :mod:`digitaltwin_jax.frontend`), shape source (:data:`SHAPE_SOURCES`), Gauss-Newton, UV texture.
 
     ``warnings``: a list that receives a message for every fallback taken while building the stages.
     """
@@ -271,8 +276,14 @@ def default_stages(config: AvatarConfig = AvatarConfig(), warnings: list | None 
     if config.fit or config.texture:  # same stage, other settings (the report names it the same)
         fit, tex = functools.partial(fit, config=config.fit), functools.partial(tex, config=config.texture)
         fit.name, tex.name = _default_fit.__name__, _default_texture.__name__
-    return Stages(detect=frontend.detect_faces, embed=frontend.identity_embedding,
-                  shape=_shape_source(config.shape_source, warnings, config.template), fit=fit, texture=tex, eyes=_default_eyes)
+    route = frontend.DEFAULT_LANDMARKS if config.landmarks is None else config.landmarks
+    if route not in frontend.LANDMARK_ROUTES:
+        raise ValueError(f"landmarks must be one of {frontend.LANDMARK_ROUTES}; got {config.landmarks!r}")
+    detect = functools.partial(frontend.detect_faces, landmarks=route)
+    detect.name = f"detect_faces ({route} landmarks)"  # the report's stage name says which route
+    return Stages(detect=detect, embed=frontend.identity_embedding,
+                  shape=_shape_source(config.shape_source, warnings, config.template), fit=fit, texture=tex,
+                  eyes=_default_eyes)
 
 
 def reconstruct(image, *, config: AvatarConfig = AvatarConfig(), stages: Stages | None = None,
@@ -308,9 +319,9 @@ def reconstruct(image, *, config: AvatarConfig = AvatarConfig(), stages: Stages 
 
     t = time.perf_counter()
     faces = stages.detect(image)
-    if not 0 <= config.face_index < len(faces):
-        raise ValueError(f"face_index {config.face_index} out of range: {len(faces)} face(s) found")
-    face = faces[config.face_index]
+    from digitaltwin_jax.frontend.types import pick_face
+
+    face = pick_face(faces, config.face_index)  # FaceIndexError when out of range
     timings["detect"] = time.perf_counter() - t
 
     t = time.perf_counter()

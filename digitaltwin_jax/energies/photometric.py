@@ -27,7 +27,7 @@ Layering: this module defines the residual object and its inputs; the user wraps
 
 With ``FitConfig(fit_identity=True)`` pass ``num_identity=cfg.num_identity`` and
 ``unknowns=GEOMETRY_UNKNOWNS + ("alpha",)`` so that the term moves the identity too (the measured
-gain in ``docs/incoming/issue30.md`` comes from that).
+gain in ``docs/packages/render.md`` comes from that).
 
 The term's name must be ``fn.name`` (its hook finds its own data by that name).  The final albedo
 and lighting are not part of :class:`~digitaltwin_jax.fitting.FitResult`; :func:`solve_albedo_lighting`

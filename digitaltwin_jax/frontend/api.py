@@ -1,8 +1,18 @@
 """User-facing front-end calls: faces with 68 landmarks (paper 3.4) and identity embeddings (paper 3.3).
 
 ``detect_faces`` and ``identity_embedding`` take an optional ``detector`` / ``encoder``; without one they
-use the shipped dlib models, built once on first use by :func:`default_detector` /
+use the shipped models, built once on first use by :func:`default_detector` /
 :func:`default_encoder` (a cache of read-only model weights, not mutable state).
+
+The default detector is :class:`~.merged.MergedDetector`: BlazeFace and dlib HOG candidates, MediaPipe's
+Face Mesh on each, and the 68 points from the route named by ``landmarks``:
+
+* ``"mediapipe"``: the dense points through a mapping learned on renders (:mod:`.dense68`); every model
+  involved is Apache-2.0 (MediaPipe), public domain (dlib HOG, dlib's 5-point model) or ours: usable
+  commercially;
+* ``"dlib"``: dlib's 68-point predictor, trained on iBUG 300-W, whose licence excludes commercial use.
+
+:data:`DEFAULT_LANDMARKS` names the route used when none is given.
 """
 from __future__ import annotations
 
@@ -10,21 +20,45 @@ import functools
 
 import numpy as np
 
-from digitaltwin_jax.frontend.types import Face, FaceDetector, FaceTooSmallError, IdentityEncoder, NoFaceError
+from digitaltwin_jax.frontend.types import (
+    LANDMARK_ROUTES,
+    Face,
+    FaceDetector,
+    FaceTooSmallError,
+    IdentityEncoder,
+    NoFaceError,
+)
 from digitaltwin_jax.io.images import to_uint8_rgb
 
-__all__ = ["DEFAULT_MIN_EYE_DISTANCE", "default_detector", "default_encoder", "detect_faces", "identity_embedding"]
+__all__ = ["DEFAULT_LANDMARKS", "DEFAULT_MIN_EYE_DISTANCE", "LANDMARK_ROUTES", "default_detector", "default_encoder",
+           "detect_faces", "identity_embedding"]
+
+DEFAULT_LANDMARKS = "dlib"
+"""Route of the 68 points when none is given.  Still ``"dlib"`` (non-commercial): on the fidelity
+benchmark's in-distribution set the default shape source (guarded regressor + fit) is 0.045 mm
+[0.017, 0.074] worse with ``"mediapipe"`` (64 renders) (its identity embeddings are aligned by other 68 points than
+the regressor was trained with), while pose, reprojection and neutral-expression errors are better;
+see the front-end page of the docs (docs/packages/frontend.md).  Switching is this one line once the regressor and its guard are
+retrained on the mediapipe route's embeddings."""
 
 DEFAULT_MIN_EYE_DISTANCE = 32.0
 """Smallest accepted outer-eye-corner distance in pixels (a face about 64 px wide)."""
 
 
-@functools.lru_cache(maxsize=1)
-def default_detector():
-    """The shipped :class:`~digitaltwin_jax.frontend.pipeline.FaceDetectorPipeline` (dlib HOG + 68-point ERT)."""
-    from digitaltwin_jax.frontend.pipeline import FaceDetectorPipeline
+def default_detector(landmarks: str | None = None):
+    """The shipped :class:`~digitaltwin_jax.frontend.merged.MergedDetector` for a landmark route
+    (``"mediapipe"`` or ``"dlib"``; None = :data:`DEFAULT_LANDMARKS`), built once per route."""
+    route = DEFAULT_LANDMARKS if landmarks is None else landmarks
+    if route not in LANDMARK_ROUTES:
+        raise ValueError(f"landmarks must be one of {LANDMARK_ROUTES}; got {landmarks!r}")
+    return _detector(route)
 
-    return FaceDetectorPipeline()
+
+@functools.lru_cache(maxsize=2)
+def _detector(route: str):
+    from digitaltwin_jax.frontend.merged import MergedConfig, MergedDetector
+
+    return MergedDetector(MergedConfig(landmarks=route))
 
 
 @functools.lru_cache(maxsize=1)
@@ -36,7 +70,8 @@ def default_encoder():
 
 
 def detect_faces(
-    image, *, detector: FaceDetector | None = None, min_eye_distance: float = DEFAULT_MIN_EYE_DISTANCE
+    image, *, detector: FaceDetector | None = None, landmarks: str | None = None,
+    min_eye_distance: float = DEFAULT_MIN_EYE_DISTANCE,
 ) -> list[Face]:
     """Find faces and their 68 landmarks.
 
@@ -45,12 +80,17 @@ def detect_faces(
         uint8 or float in [0, 1].  To respect EXIF orientation, read files with
         :func:`digitaltwin_jax.io.images.read_image`.
       detector: any :class:`~digitaltwin_jax.frontend.types.FaceDetector`; default
-        :func:`default_detector`.
+        :func:`default_detector` for ``landmarks``.
+      landmarks: the default detector's 68-point route, ``"mediapipe"`` or ``"dlib"`` (None:
+        :data:`DEFAULT_LANDMARKS`); only with ``detector=None``.
       min_eye_distance: faces whose outer-eye-corner distance (pixels) is below this are dropped.
 
     Returns:
       Non-empty list of :class:`~digitaltwin_jax.frontend.types.Face` (``box (4,)``,
-      ``landmarks (68, 2)`` float32 in input pixels, ``score``), largest box first.
+      ``landmarks (68, 2)`` float32 in input pixels, ``score``; from the default detector also
+      ``dense (468, 2)`` and ``irises (2, 5, 2)``).  Order: the default detector puts faces that pass
+      its mirror test (clear, roughly frontal faces) first, largest box first within each group
+      (:mod:`~digitaltwin_jax.frontend.merged`); other detectors' faces are sorted largest box first.
 
     Raises:
       NoFaceError: nothing was detected.
@@ -61,14 +101,18 @@ def detect_faces(
     img = to_uint8_rgb(image)
     if not (np.isfinite(min_eye_distance) and min_eye_distance >= 0):
         raise ValueError(f"min_eye_distance must be a non-negative number; got {min_eye_distance}")
-    det = default_detector() if detector is None else detector
-    faces = sorted(det(img), key=lambda f: f.area, reverse=True)
+    if detector is not None and landmarks is not None:
+        raise ValueError("give either a detector or a landmarks route, not both")
+    det = default_detector(landmarks) if detector is None else detector
+    faces = det(img)
+    if not getattr(det, "ordered", False):
+        faces = sorted(faces, key=lambda f: f.area, reverse=True)
     if not faces:
         h, w = img.shape[:2]
         hint = ""
         if hasattr(det, "smallest_detectable"):
             hint = (
-                f"; the detector looks for roughly frontal, upright faces at least "
+                f"; the detector looks for {getattr(det, 'looks_for', 'roughly frontal, upright faces')} at least "
                 f"{det.smallest_detectable((h, w)):.0f} px wide"
             )
         raise NoFaceError(f"no face found in the {w} x {h} image{hint}")

@@ -18,7 +18,7 @@ import numpy as np
 __all__ = ["similarity_chip", "apply_affine", "invert_affine"]
 
 
-def similarity_chip(image: np.ndarray, center, scale: float, angle: float, size: int):
+def similarity_chip(image: np.ndarray, center, scale: float, angle: float, size: int, border: int = cv2.BORDER_REPLICATE):
     """Cut a rotated, scaled square chip.
 
     Args:
@@ -28,9 +28,11 @@ def similarity_chip(image: np.ndarray, center, scale: float, angle: float, size:
       angle: radians; a direction at this angle in the input (measured from +x toward +y, i.e.
         clockwise on screen) becomes horizontal in the chip.
       size: chip side in pixels.
+      border: OpenCV border mode outside the image: ``cv2.BORDER_REPLICATE`` (default, repeats the
+        edge) or ``cv2.BORDER_CONSTANT`` (black, MediaPipe's letterbox).
 
     Returns:
-      ``(chip, A)``: ``chip`` ``(size, size, C)`` uint8 (borders replicate the image edge) and
+      ``(chip, A)``: ``chip`` ``(size, size, C)`` uint8 and
       ``A`` ``(2, 3)`` float64 with ``chip_xy = A[:, :2] @ xy + A[:, 2]``.
     """
     if not (np.isfinite(scale) and scale > 0):
@@ -66,7 +68,7 @@ def similarity_chip(image: np.ndarray, center, scale: float, angle: float, size:
     Mc = M.copy()
     Mc[:, 2] += 0.5 * M[:, :2].sum(axis=1) - 0.5
     chip = cv2.warpAffine(
-        np.ascontiguousarray(roi), Mc, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        np.ascontiguousarray(roi), Mc, (size, size), flags=cv2.INTER_LINEAR, borderMode=border
     )
     if chip.ndim == 2 and image.ndim == 3:
         chip = chip[:, :, None]

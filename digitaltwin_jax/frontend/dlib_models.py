@@ -20,7 +20,7 @@ import numpy as np
 
 from digitaltwin_jax.frontend.types import Face
 
-__all__ = ["model_path", "HogBoxDetector", "DlibShapePredictor", "DlibIdentityEncoder"]
+__all__ = ["model_path", "HogBoxDetector", "DlibShapePredictor", "DlibFivePointPredictor", "DlibIdentityEncoder"]
 
 _MODEL_FILES = {
     "shape_predictor_68": "shape_predictor_68_face_landmarks.dat",
@@ -128,6 +128,30 @@ class DlibShapePredictor:
             raise ValueError(f"{self.path} predicts {shape.num_parts} points, not 68")
         pts = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float32)
         return pts + 0.5  # pixel index -> corner convention
+
+
+class DlibFivePointPredictor:
+    """dlib's 5-point model (eye corners and the base of the nose), public domain, trained on dlib's own
+    5-point data set (not iBUG 300-W): usable commercially.
+
+    ``predictor(image (H, W, 3) uint8, box (4,)) -> (5, 2) float32``: the subject's left eye outer and
+    inner corner (image right in a frontal photo), the right eye's outer and inner corner, the nose base.
+    :data:`FLIP5` is its mirror permutation.
+    """
+
+    def __init__(self, path: str | None = None):
+        self.path = path or model_path("shape_predictor_5")
+        self._sp = _Lazy(lambda: _dlib().shape_predictor(self.path))
+
+    def __call__(self, image: np.ndarray, box) -> np.ndarray:
+        shape = self._sp.get()(_rgb_contiguous(image), _dlib_rect(box))
+        if shape.num_parts != 5:
+            raise ValueError(f"{self.path} predicts {shape.num_parts} points, not 5")
+        return np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float32) + 0.5
+
+
+FLIP5 = np.array([2, 3, 0, 1, 4])
+"""Mirror partners of the 5-point model's points (eye corners swap sides, the nose base stays)."""
 
 
 class DlibIdentityEncoder:

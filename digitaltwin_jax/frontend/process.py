@@ -26,7 +26,7 @@ import time
 __all__ = ["FrontEndProcess", "start"]
 
 
-def _child(conn, photo_path: str, face_index: int) -> None:
+def _child(conn, photo_path: str, face_index: int, landmarks: str | None = None) -> None:
     """The helper process: read, detect, embed, send ``("ok", faces, embedding, embed_error, timings)``
     or ``("error", exception)``, then leave without interpreter teardown."""
     try:
@@ -37,7 +37,7 @@ def _child(conn, photo_path: str, face_index: int) -> None:
             t0 = time.perf_counter()
             image = read_image(photo_path)
             t1 = time.perf_counter()
-            faces = detect_faces(image)
+            faces = detect_faces(image, landmarks=landmarks)
             t2 = time.perf_counter()
             embedding, embed_error = None, None
             if 0 <= face_index < len(faces):
@@ -67,14 +67,15 @@ class FrontEndProcess:
       timings: the child's ``read`` / ``detect`` / ``embed`` seconds (after :meth:`result`).
     """
 
-    def __init__(self, photo_path, face_index: int = 0):
+    def __init__(self, photo_path, face_index: int = 0, landmarks: str | None = None):
         import multiprocessing as mp
 
         ctx = mp.get_context("fork")
         self._recv, send = ctx.Pipe(duplex=False)
         self.face_index = int(face_index)
         self.photo_path = str(photo_path)
-        self._proc = ctx.Process(target=_child, args=(send, self.photo_path, self.face_index), daemon=True,
+        self.landmarks = landmarks
+        self._proc = ctx.Process(target=_child, args=(send, self.photo_path, self.face_index, landmarks), daemon=True,
                                  name="digitaltwin-frontend")
         self._proc.start()
         send.close()
@@ -177,8 +178,8 @@ def _same_face(a, b) -> bool:
         np.asarray(a.box), np.asarray(b.box))
 
 
-def start(photo_path, face_index: int = 0) -> FrontEndProcess | None:
-    """Fork the helper for ``photo_path``; None (the caller runs the front end itself) where there
+def start(photo_path, face_index: int = 0, landmarks: str | None = None) -> FrontEndProcess | None:
+    """Fork the helper for ``photo_path`` (``landmarks``: the 68-point route, None = the default); None (the caller runs the front end itself) where there
     is nothing to gain or forking is not safe: JAX is already imported (nothing left to overlap, and
     XLA's threads are running), the process has other threads, ``fork`` is not available (not
     Linux), or ``$DIGITALTWIN_FRONTEND_PROCESS`` is ``0``."""
@@ -189,4 +190,4 @@ def start(photo_path, face_index: int = 0) -> FrontEndProcess | None:
     if (os.environ.get("DIGITALTWIN_FRONTEND_PROCESS", "1") == "0" or "jax" in sys.modules
             or threading.active_count() > 1 or "fork" not in mp.get_all_start_methods()):
         return None
-    return FrontEndProcess(photo_path, face_index)
+    return FrontEndProcess(photo_path, face_index, landmarks)

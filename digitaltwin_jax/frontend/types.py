@@ -20,15 +20,21 @@ import numpy as np
 from digitaltwin_jax.frontend.landmarks68 import outer_eye_distance
 
 __all__ = [
+    "LANDMARK_ROUTES",
     "Face",
     "FrontendError",
     "NoFaceError",
     "FaceTooSmallError",
+    "FaceIndexError",
     "FaceDetector",
     "IdentityEncoder",
     "BoxDetector",
     "LandmarkPredictor",
 ]
+
+
+LANDMARK_ROUTES = ("mediapipe", "dlib")
+"""Where the 68 points can come from: MediaPipe's mesh through the learned mapping, or dlib's model."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -39,11 +45,17 @@ class Face:
       box: ``(4,) float32`` ``[x0, y0, x1, y1]`` detector box in input-image pixels.
       landmarks: ``(68, 2) float32`` iBUG/Multi-PIE points in input-image pixels.
       score: detector confidence (larger is more confident; the scale depends on the detector).
+      dense: ``(468, 2) float32`` MediaPipe Face Mesh points in input-image pixels, or None (a face
+        found without the MediaPipe models).  Index order is MediaPipe's canonical mesh.
+      irises: ``(2, 5, 2) float32`` iris centre and four contour points of the eye at image left in a
+        frontal photo (the subject's right eye, iBUG points 36-41) and then of the other eye, pixels; or None.
     """
 
     box: np.ndarray
     landmarks: np.ndarray
     score: float
+    dense: np.ndarray | None = None
+    irises: np.ndarray | None = None
 
     def __post_init__(self):
         box = np.asarray(self.box, dtype=np.float32).reshape(-1)
@@ -55,10 +67,18 @@ class Face:
         object.__setattr__(self, "box", box)
         object.__setattr__(self, "landmarks", lm)
         object.__setattr__(self, "score", float(self.score))
+        for name, shape in (("dense", (468, 2)), ("irises", (2, 5, 2))):
+            v = getattr(self, name)
+            if v is None:
+                continue
+            a = np.asarray(v, dtype=np.float32)
+            if a.shape != shape or not np.all(np.isfinite(a)):
+                raise ValueError(f"{name} must be None or a finite {shape} array; got shape {np.shape(v)}")
+            object.__setattr__(self, name, a)
 
     @property
     def area(self) -> float:
-        """Box area in square pixels (faces are sorted by it, largest first)."""
+        """Box area in square pixels (detect_faces orders faces by it, largest first, within its groups)."""
         return float((self.box[2] - self.box[0]) * (self.box[3] - self.box[1]))
 
     @property
@@ -94,6 +114,39 @@ class FaceTooSmallError(FrontendError):
 
     def __reduce__(self):  # picklable (it crosses from the front end's helper process)
         return type(self), (self.size, self.minimum)
+
+
+class FaceIndexError(FrontendError):
+    """The requested face index is not among the faces found.
+
+    Faces are numbered from 0 in the order :func:`~digitaltwin_jax.frontend.detect_faces` returns
+    them: with the default detector, faces passing its mirror test (clearly seen, roughly frontal)
+    first, largest box first within each group.
+
+    Attributes:
+      index: the requested index.
+      count: how many faces were found.
+    """
+
+    def __init__(self, index: int, count: int):
+        self.index = int(index)
+        self.count = int(count)
+        valid = "0" if self.count == 1 else f"0 to {self.count - 1}"
+        super().__init__(
+            f"face index {self.index} is out of range: {self.count} face(s) found (numbered from 0: "
+            f"clearly seen faces first, then by size); choose {valid}"
+        )
+
+    def __reduce__(self):  # picklable (it crosses from the front end's helper process)
+        return type(self), (self.index, self.count)
+
+
+def pick_face(faces: list, index: int, name: str | None = None):
+    """``faces[index]`` for ``0 <= index < len(faces)``, else :class:`FaceIndexError` (negative indices
+    are refused: "-1" would silently pick the smallest face)."""
+    if not 0 <= int(index) < len(faces):
+        raise FaceIndexError(index, len(faces))
+    return faces[int(index)]
 
 
 @runtime_checkable

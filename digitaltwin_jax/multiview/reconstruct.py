@@ -126,9 +126,9 @@ def reconstruct_views(images: Sequence[np.ndarray], names: Sequence[str], model,
     for i, (img, name) in enumerate(zip(images, names)):
         try:
             found = detect(img)
-            if not 0 <= face_index < len(found):
-                raise ValueError(f"face_index {face_index} out of range: {len(found)} face(s) found")
-            faces.append(found[face_index])
+            from digitaltwin_jax.frontend.types import pick_face
+
+            faces.append(pick_face(found, face_index))  # FaceIndexError when out of range
         except ValueError as exc:
             raise _named(exc, name) from exc
         try:

@@ -222,18 +222,25 @@ _LEGACY_DEFAULT_LABEL = "dlib HOG + 68 landmarks + ResNet v1 (digitaltwin_jax.fr
 
 def _default_frontend_config() -> dict:
     """The shipped front end's configuration (what :func:`_default_frontend` depends on)."""
-    from digitaltwin_jax.frontend.api import DEFAULT_MIN_EYE_DISTANCE
+    from digitaltwin_jax.frontend.api import DEFAULT_LANDMARKS, DEFAULT_MIN_EYE_DISTANCE
     from digitaltwin_jax.frontend.dlib_models import _MODEL_FILES
-    from digitaltwin_jax.frontend.pipeline import DetectionConfig
+    from digitaltwin_jax.frontend.merged import MergedConfig
     from digitaltwin_jax.frontend.refine import RefineConfig
 
+    models = [_MODEL_FILES["face_recognition"], "mediapipe-0.10.21 face detection, face_landmark, iris_landmark"]
+    if DEFAULT_LANDMARKS == "dlib":
+        models.insert(0, _MODEL_FILES["shape_predictor_68"])
+    else:
+        models += [_MODEL_FILES["shape_predictor_5"], "dense_to_68.npz"]
     return {
-        "name": _LEGACY_DEFAULT_LABEL,
-        "detection": dataclasses.asdict(DetectionConfig()),
+        "name": f"MergedDetector (BlazeFace + dlib HOG, Face Mesh; {DEFAULT_LANDMARKS} 68 points) + ResNet v1 "
+                "(digitaltwin_jax.frontend)",
+        "detection": dataclasses.asdict(MergedConfig(landmarks=DEFAULT_LANDMARKS).hog),
+        "merged": {k: v for k, v in dataclasses.asdict(MergedConfig(landmarks=DEFAULT_LANDMARKS)).items() if k != "hog"},
         "refine": dataclasses.asdict(RefineConfig()),
         "min_eye_distance": DEFAULT_MIN_EYE_DISTANCE,
-        "models": [_MODEL_FILES["shape_predictor_68"], _MODEL_FILES["face_recognition"]],
-        "face": "largest",
+        "models": models,
+        "face": "first (detect_faces order)",
     }
 
 

@@ -1,4 +1,4 @@
-"""Shared fixtures for the front-end tests: the example photo and one loaded detector."""
+"""Shared fixtures for the front-end tests: the example photo and one loaded dlib detector."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,9 +18,11 @@ def astronaut() -> np.ndarray:
 
 @pytest.fixture(scope="session")
 def detector():
-    from digitaltwin_jax.frontend import default_detector
+    """The dlib pipeline (HOG boxes + 68-point model): the tests that use it test that pipeline, and
+    its landmarks are the independent reference for the MediaPipe route's."""
+    from digitaltwin_jax.frontend import FaceDetectorPipeline
 
-    return default_detector()
+    return FaceDetectorPipeline()
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,7 @@ from digitaltwin_jax.frontend.api import detect_faces, identity_embedding
 from digitaltwin_jax.io.images import read_image
 photo, mode = sys.argv[1], sys.argv[2]
 if mode == "die":  # the child ends without an answer
-    process._child = lambda conn, path, index: os._exit(3)
+    process._child = lambda conn, path, index, *options: os._exit(3)
 proc = process.start(photo, 0)
 assert proc is not None and "jax" not in sys.modules
 own_detect = lambda image: detect_faces(image)
