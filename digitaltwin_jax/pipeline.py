@@ -164,7 +164,7 @@ SHAPE_SOURCES = ("auto", "template", "fit", "regressor", "guarded", "calibrated"
 #: "Fidelity"): a source is the default only when its paired ARMSE interval beats the template on the
 #: out-of-distribution synthetic set (b) and real photos' embeddings lie inside the region the
 #: regressor was trained on (or the guard pulls it toward the template).
-AUTO_SHAPE_SOURCE = "guarded"
+AUTO_SHAPE_SOURCE = "calibrated"
 
 #: The benchmark's method name of each shape source followed by the non-rigid fit.
 BENCHMARK_METHOD = {"template": "mean+fit", "fit": "landmark_fit", "regressor": "regressor+fit",
