@@ -113,6 +113,7 @@ class RegressorShapeSource:
 
     def _to_model(self, v: np.ndarray, model) -> np.ndarray:
         from digitaltwin_jax.model.head_model import load_head_model
+        from digitaltwin_jax.shape_prior.prior import identity_coefficients, identity_projector
 
         key = (model.resolution, model.num_vertices)
         if key not in self._transfer:
@@ -121,11 +122,7 @@ class RegressorShapeSource:
                 raise ValueError(
                     f"cannot transfer a {v.shape[0]}-vertex prediction to a {model.num_vertices}-vertex model"
                 )
-            b = src.identity_basis.reshape(src.num_identity, -1).astype(np.float64)  # (K, 3V)
-            gram = b @ b.T + self.ridge * np.eye(b.shape[0])
-            solve = np.linalg.solve(gram, b)  # (K, 3V): alpha = solve @ (v - mean)
-            self._transfer[key] = (src.vertices.reshape(-1).astype(np.float64), solve)
-        mean, solve = self._transfer[key]
-        alpha = solve @ (v.reshape(-1).astype(np.float64) - mean)
+            self._transfer[key] = identity_projector(src, self.ridge)  # alpha = solve @ (v - mean)
+        alpha = identity_coefficients(None, v, projector=self._transfer[key])
         out = model.vertices.astype(np.float64) + np.tensordot(alpha, model.identity_basis.astype(np.float64), axes=1)
         return out.astype(np.float32)

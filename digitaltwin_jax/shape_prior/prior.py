@@ -27,20 +27,28 @@ import numpy as np
 
 from digitaltwin_jax.shape_prior.calibrate import PriorRule
 
-__all__ = ["TEMPLATES", "IdentityPrior", "ShapePrior", "identity_coefficients", "load_shape_prior", "save_shape_prior",
-           "SHAPE_PRIOR_FILE"]
+__all__ = ["TEMPLATES", "IdentityPrior", "ShapePrior", "identity_coefficients", "identity_projector", "load_shape_prior",
+           "save_shape_prior", "SHAPE_PRIOR_FILE"]
 
 SHAPE_PRIOR_FILE = "shape_prior.json"
 TEMPLATES = ("ict", "pipeline", "people")
 
 
-def identity_coefficients(model, vertices, ridge: float = 1e-3) -> np.ndarray:
-    """``(K,) float64`` least-squares identity coefficients of ``vertices (V, 3)`` relative to the
-    model's mean head: ``argmin_a ||mean + B a - vertices||^2 + ridge ||a||^2``."""
+def identity_projector(model, ridge: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
+    """``(mean (3V,), solve (K, 3V)) float64`` with ``solve @ (v - mean)`` the least-squares identity
+    coefficients of a head ``v`` (see :func:`identity_coefficients`); compute once per model and reuse."""
     b = np.asarray(model.identity_basis, np.float64).reshape(model.num_identity, -1)
     gram = b @ b.T + ridge * np.eye(b.shape[0])
-    r = np.asarray(vertices, np.float64).reshape(-1) - np.asarray(model.vertices, np.float64).reshape(-1)
-    return np.linalg.solve(gram, b @ r)
+    return np.asarray(model.vertices, np.float64).reshape(-1), np.linalg.solve(gram, b)
+
+
+def identity_coefficients(model, vertices, ridge: float = 1e-3, projector=None) -> np.ndarray:
+    """``(K,) float64`` least-squares identity coefficients of ``vertices (V, 3)`` relative to the
+    model's mean head: ``argmin_a ||mean + B a - vertices||^2 + ridge ||a||^2``.
+
+    ``projector``: :func:`identity_projector` of ``model`` (computed here when None)."""
+    mean, solve = identity_projector(model, ridge) if projector is None else projector
+    return solve @ (np.asarray(vertices, np.float64).reshape(-1) - mean)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from digitaltwin_jax.shape_prior.prior import IdentityPrior, ShapePrior, identity_coefficients, load_shape_prior
+from digitaltwin_jax.shape_prior.prior import IdentityPrior, ShapePrior, identity_coefficients, identity_projector, load_shape_prior
 
 __all__ = ["CalibratedShapeSource"]
 
@@ -39,6 +39,7 @@ class CalibratedShapeSource:
         self.prior.rule(template)  # unknown names fail here, not at the first photo
         self.regressor = RegressorShapeSource() if regressor is None else regressor
         self.guard = load_guard() if guard is None else guard
+        self._projector = None  # the regressor's model's identity projector, computed at the first photo
 
     def identity_prior(self, embedding, model) -> IdentityPrior:
         """The :class:`IdentityPrior` for a ``(D,)`` embedding (or None) and ``model``."""
@@ -48,7 +49,9 @@ class CalibratedShapeSource:
         from digitaltwin_jax.model.head_model import load_head_model
 
         own = load_head_model(self.regressor.regressor.resolution)  # the identity basis both meshes share
-        d = identity_coefficients(own, self.regressor.predict_embedding(e, own))
+        if self._projector is None:
+            self._projector = identity_projector(own)
+        d = identity_coefficients(own, self.regressor.predict_embedding(e, own), projector=self._projector)
         return self.prior.prior(model, d, float(self.guard.distance(e)[0]), self.template,
                                 trust_floor=float(self.guard.factor(e)[0]))
 
