@@ -17,11 +17,3 @@ def load_example(name: str):
     spec.loader.exec_module(mod)
     return mod
 
-
-def load_experiment(name: str):
-    if str(ROOT) not in sys.path:  # experiments import each other as ``experiments.<name>``
-        sys.path.insert(0, str(ROOT))
-    spec = importlib.util.spec_from_file_location(f"experiments.{name}", ROOT / "experiments" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod

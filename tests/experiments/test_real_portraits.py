@@ -5,12 +5,14 @@ public repository); its checks run where it exists and skip, saying how to build
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.experiments._load import load
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _load import load  # noqa: E402
 
 rp = load("real_portraits")
 SET = Path(os.environ.get("DIGITALTWIN_REAL_PORTRAITS", "~/.cache/digitaltwin_jax/real/portraits")).expanduser()

@@ -8,11 +8,17 @@ through the paste geometry, independent of the detector.
 """
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
 
 from digitaltwin_jax.frontend import DetectionConfig, FaceDetectorPipeline, detect_faces
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _drawings import face_like_drawing  # noqa: E402
 
 # manual reading of examples/astronaut.png (x, y): pupils, nose tip, mouth corners
 MANUAL = np.array([(202.0, 102.0), (245.0, 102.5), (224.0, 126.0), (204.0, 141.0), (245.0, 140.0)])
@@ -22,16 +28,6 @@ PASTE_AT = (470, 620)
 DRAWING = (200, 300, 120)  # centre x, y and half-height of the face-like drawing
 
 
-def _drawing(c, cx, cy, r, ink=90, paper=160):
-    t = max(2, r // 10)
-    cv2.ellipse(c, (cx, cy), (int(r * 0.8), r), 0, 0, 360, paper, -1)
-    cv2.ellipse(c, (cx, cy), (int(r * 0.8), r), 0, 0, 360, ink, t)
-    for dx in (-0.32, 0.32):
-        cv2.ellipse(c, (int(cx + dx * r), int(cy - 0.2 * r)), (int(0.15 * r), int(0.08 * r)), 0, 0, 360, ink, -1)
-        cv2.line(c, (int(cx + dx * r - 0.2 * r), int(cy - 0.38 * r)), (int(cx + dx * r + 0.2 * r), int(cy - 0.38 * r)),
-                 ink, t)
-    cv2.line(c, (cx, int(cy - 0.1 * r)), (cx, int(cy + 0.2 * r)), ink, t)
-    cv2.ellipse(c, (cx, int(cy + 0.45 * r)), (int(0.3 * r), int(0.1 * r)), 0, 0, 360, ink, t)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +41,7 @@ def scene(astronaut):
             cv2.rectangle(c, (x, y), (x + int(rng.integers(10, 150)), y + int(rng.integers(10, 150))), col, -1)
         else:
             cv2.circle(c, (x, y), int(rng.integers(5, 60)), col, -1)
-    _drawing(c, *DRAWING)
+    face_like_drawing(c, *DRAWING)
     gray = cv2.cvtColor(astronaut, cv2.COLOR_RGB2GRAY)
     x0, y0, x1, y1 = CROP
     patch = cv2.resize(gray[y0:y1, x0:x1], None, fx=SCALE, fy=SCALE, interpolation=cv2.INTER_AREA)

@@ -9,6 +9,7 @@ rule.
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import cv2
@@ -17,6 +18,9 @@ import pytest
 from PIL import Image
 
 from digitaltwin_jax.frontend import FaceTooSmallError, detect_faces
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _drawings import face_like_drawing  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 # manual reading of examples/astronaut.png (test_frontend_detect.MANUAL): pupils, nose tip, mouth corners
@@ -35,17 +39,6 @@ def _paste(canvas, image, scale, at):
     return MANUAL * [sx, sy] + [x, y], patch.shape[:2]
 
 
-def _drawing(c, cx, cy, r, ink=90, paper=160):
-    """The face-like drawing of test_detect_doubtful (outline, brows, eyes, nose, mouth)."""
-    t = max(2, r // 10)
-    cv2.ellipse(c, (cx, cy), (int(r * 0.8), r), 0, 0, 360, paper, -1)
-    cv2.ellipse(c, (cx, cy), (int(r * 0.8), r), 0, 0, 360, ink, t)
-    for dx in (-0.32, 0.32):
-        cv2.ellipse(c, (int(cx + dx * r), int(cy - 0.2 * r)), (int(0.15 * r), int(0.08 * r)), 0, 0, 360, ink, -1)
-        cv2.line(c, (int(cx + dx * r - 0.2 * r), int(cy - 0.38 * r)), (int(cx + dx * r + 0.2 * r), int(cy - 0.38 * r)),
-                 ink, t)
-    cv2.line(c, (cx, int(cy - 0.1 * r)), (cx, int(cy + 0.2 * r)), ink, t)
-    cv2.ellipse(c, (cx, int(cy + 0.45 * r)), (int(0.3 * r), int(0.1 * r)), 0, 0, 360, ink, t)
 
 
 def _eye_centres(face):
@@ -155,7 +148,7 @@ def low_contrast_scene(astronaut_rgb):
             cv2.rectangle(c, (x, y), (x + int(rng.integers(10, 150)), y + int(rng.integers(10, 150))), col, -1)
         else:
             cv2.circle(c, (x, y), int(rng.integers(5, 60)), col, -1)
-    _drawing(c, 220, 300, 130)
+    face_like_drawing(c, 220, 300, 130)
     gray = cv2.cvtColor(astronaut_rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
     gray = 0.4 * (gray - gray.mean()) + 120.0
     x0, y0, x1, y1 = 120, 30, 330, 230
@@ -199,7 +192,7 @@ def test_low_contrast_grayscale_85px_face_beats_the_drawing(low_contrast_scene, 
 @pytest.mark.parametrize("route", ROUTES)
 def test_face_like_drawing_does_not_win(astronaut_rgb, route):
     canvas = np.full((700, 900), 200, np.uint8)
-    _drawing(canvas, 250, 330, 220, ink=40, paper=230)  # 350 px wide, larger than the face
+    face_like_drawing(canvas, 250, 330, 220, ink=40, paper=230)  # 350 px wide, larger than the face
     canvas = np.repeat(canvas[:, :, None], 3, axis=2)
     truth, _ = _paste(canvas, astronaut_rgb[20:260, 110:340], 1.3, (560, 200))
     truth = truth + (np.array([-110, -20]) * 1.3)  # the crop's offset, scaled
